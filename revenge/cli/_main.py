@@ -1,0 +1,187 @@
+"""
+The ``revenge`` command: argparse subcommands from one registry.
+
+To add a command, write ``configure(parser)`` and ``run(args) -> int``
+functions (in their own module; import heavy things inside ``run`` so that
+``revenge config check`` stays fast) and add a :class:`Command` to
+:data:`COMMANDS`. A command with ``uses_config=True`` gets ``--config PATH``
+and reads its configuration with :func:`config_from_args`.
+
+Errors a user can fix are reported as one line ``revenge: <message>`` on
+stderr, without a traceback: raise :class:`CommandError` (exit code of your
+choice, default 1) or let a :class:`revenge.config.ConfigError` escape (exit
+code 2, as for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import yaml
+
+from revenge import __version__
+from revenge.config import (
+    Config,
+    ConfigError,
+    load_config,
+    redacted,
+    resolve_config_path,
+    unknown_environment,
+)
+
+PROG = "revenge"
+
+# Exit status for bad usage and bad configuration (argparse uses 2 as well).
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, exiting with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``words`` is its path, e.g. ``("config", "check")``."""
+
+    words: tuple[str, ...]
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+    uses_config: bool = False
+    description: str | None = field(default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Load the configuration from ``--config`` and ``os.environ``."""
+    path: str | None = getattr(args, "config", None)
+    return load_config(path, os.environ)
+
+
+# -- revenge config check ------------------------------------------------------
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    path = resolve_config_path(args.config)
+    source = f"file {path}" if path is not None else "no file"
+    out = sys.stdout
+    out.write(
+        f"# effective configuration ({source} + environment; secrets shown as ***)\n"
+    )
+    out.write(yaml.safe_dump(redacted(config), sort_keys=False))
+    ignored = unknown_environment(os.environ)
+    if ignored:
+        out.write(
+            "# ignored environment variables (not Revenge settings): "
+            + ", ".join(ignored)
+            + "\n"
+        )
+    return 0
+
+
+# -- the registry ----------------------------------------------------------------
+
+# Help for the first word of multi-word commands.
+GROUP_HELP: dict[str, str] = {
+    "cluster": "inspect the cluster",
+    "config": "inspect the configuration",
+    "storage": "manage the storage backend",
+    "user": "manage users",
+}
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        words=("config", "check"),
+        help="validate the configuration and print it with secrets redacted",
+        description=(
+            "Load the configuration as the server would (file, then REVENGE_* "
+            "environment variables), print the effective values as YAML with "
+            "secrets redacted, and exit 2 with one line naming the key if it "
+            "is invalid."
+        ),
+        run=_config_check,
+        uses_config=True,
+    ),
+)
+
+
+# argparse exposes this type only under a private name.
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser for ``commands``; each sets ``args.run``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Revenge media server administration."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    # One subparsers action per parser that has subcommands, created on demand.
+    actions: dict[tuple[str, ...], _Subparsers] = {}
+    parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {(): parser}
+
+    def subparsers(path: tuple[str, ...]) -> _Subparsers:
+        if path not in actions:
+            actions[path] = parsers[path].add_subparsers(
+                title="commands", metavar="COMMAND", required=True
+            )
+        return actions[path]
+
+    for command in commands:
+        for depth in range(1, len(command.words)):
+            group = command.words[:depth]
+            if group not in parsers:
+                word = group[-1]
+                parsers[group] = subparsers(group[:-1]).add_parser(
+                    word, help=GROUP_HELP.get(word), description=GROUP_HELP.get(word)
+                )
+        leaf = subparsers(command.words[:-1]).add_parser(
+            command.words[-1],
+            help=command.help,
+            description=command.description or command.help,
+        )
+        if command.uses_config:
+            leaf.add_argument(
+                "--config",
+                metavar="PATH",
+                default=None,
+                help="YAML config file (default: revenge.yaml if present)",
+            )
+        if command.configure is not None:
+            command.configure(leaf)
+        leaf.set_defaults(run=command.run)
+    return parser
+
+
+def _fail(message: str, exit_code: int) -> int:
+    sys.stderr.write(f"{PROG}: {' '.join(message.split())}\n")
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``revenge`` command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        # argparse exits on --help and on usage errors; report, don't exit,
+        # so main() can be called from tests and other code.
+        code = exit.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ConfigError as error:
+        return _fail(str(error), EXIT_USAGE)
+    except CommandError as error:
+        return _fail(str(error), error.exit_code)

@@ -1,0 +1,20 @@
+"""Structured logging: request ids that follow the work, and line observers."""
+
+from revenge.logs._context import (
+    carry_context,
+    current_request_id,
+    get_request_id,
+    run_in_thread,
+)
+from revenge.logs._observer import LOG_FORMATS, LineObserver, event_record, make_observer
+
+__all__ = [
+    "LOG_FORMATS",
+    "LineObserver",
+    "carry_context",
+    "current_request_id",
+    "event_record",
+    "get_request_id",
+    "make_observer",
+    "run_in_thread",
+]

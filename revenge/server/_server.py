@@ -1,0 +1,123 @@
+"""Assembling one node from its configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import ILogObserver, Logger
+
+from revenge.config import Config
+from revenge.election import IElection, LeadershipChange
+from revenge.metrics import Metrics
+from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, create_provider
+from revenge.server._service import RevengeService
+from revenge.storage import IStorage
+from revenge.storage._instrumented import InstrumentedStorage
+from revenge.web import HealthChecks, ListenerService, RevengeApp, RevengeSite, StartupError
+
+_log = Logger(namespace="revenge.server")
+
+
+@dataclass
+class Server:
+    """One node's parts; domain packages add their routes and checks through it."""
+
+    config: Config
+    reactor: Any
+    metrics: Metrics
+    health: HealthChecks
+    app: RevengeApp
+    storage: IStorage
+    election: IElection
+    service: RevengeService
+
+
+class ElectionService(Service):
+    """Runs the election provider for as long as the server runs."""
+
+    name = "election"
+
+    def __init__(self, election: IElection) -> None:
+        self._election = election
+
+    def startService(self) -> None:  # noqa: N802 (Twisted's name)
+        super().startService()
+        maybeDeferred(self._election.start).addErrback(
+            lambda failure: _log.failure("election backend failed to start", failure=failure)
+        )
+
+    def stopService(self) -> Deferred[None]:  # noqa: N802 (Twisted's name)
+        super().stopService()
+        return maybeDeferred(self._election.stop)
+
+
+def _track_election(election: IElection, metrics: Metrics) -> None:
+    last_leader: list[str | None] = [None]
+
+    def on_change(change: LeadershipChange) -> None:
+        metrics.election_is_leader.set(1 if change.is_leader else 0)
+        metrics.election_term.set(change.term)
+        metrics.election_has_quorum.set(1 if election.status().get("has_quorum", True) else 0)
+        if change.leader != last_leader[0]:
+            last_leader[0] = change.leader
+            if change.leader is not None:
+                metrics.election_leader_changes_total.inc()
+        _log.info(
+            "leadership: leader={leader} term={term} this node leads: {is_leader}",
+            leader=change.leader,
+            term=change.term,
+            is_leader=change.is_leader,
+        )
+
+    election.subscribe(on_change)
+
+
+def build_server(
+    config: Config,
+    reactor: Any,
+    *,
+    log_observer: ILogObserver | None = None,
+    handle_signals: bool = False,
+) -> Server:
+    """
+    Build every part of a node without starting anything. Fails with
+    ``StartupError`` (one line) when a provider is missing or broken.
+    """
+    metrics = Metrics()
+    health = HealthChecks(reactor)
+    try:
+        storage = InstrumentedStorage(
+            create_provider(STORAGE_GROUP, config.storage.backend, IStorage, config, reactor),
+            metrics,
+        )
+        election = create_provider(
+            ELECTION_GROUP, config.election.backend, IElection, config, reactor
+        )
+    except ProviderError as error:
+        raise StartupError(str(error)) from error
+    health.register("storage", storage.check)
+    _track_election(election, metrics)
+
+    separate_metrics = bool(config.server.metrics_listen)
+    app = RevengeApp(health, metrics, serve_metrics=not separate_metrics)
+    service = RevengeService(
+        reactor, health, log_observer=log_observer, handle_signals=handle_signals
+    )
+    grace = config.server.shutdown_grace
+    ListenerService(
+        reactor, config.server.listen, RevengeSite(app.resource(), metrics), grace, "http"
+    ).setServiceParent(service)
+    if separate_metrics:
+        metrics_app = RevengeApp(health, metrics, serve_metrics=True)
+        ListenerService(
+            reactor,
+            config.server.metrics_listen,
+            RevengeSite(metrics_app.resource(), metrics),
+            grace,
+            "metrics",
+        ).setServiceParent(service)
+    ElectionService(election).setServiceParent(service)
+    return Server(config, reactor, metrics, health, app, storage, election, service)

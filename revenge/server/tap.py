@@ -1,0 +1,69 @@
+"""
+``twistd revenge``: options and ``makeService``, loaded lazily by the dropin.
+
+The reactor is imported inside ``makeService`` only: importing it at module
+level would install the default reactor before twistd chose one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.application.service import IService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from revenge import __version__
+from revenge.config import ConfigError, load_config
+from revenge.logs import LOG_FORMATS, make_observer
+from revenge.web import StartupError
+
+_log = Logger(namespace="revenge.server")
+
+
+class Options(usage.Options):
+    synopsis = "[--config PATH] [--listen ENDPOINT] [--log-format json|text]"
+    longdesc = (
+        "Run the Revenge server. Configuration comes from the YAML file (default "
+        "revenge.yaml when present) overridden by REVENGE_* environment variables; "
+        "see docs/configuration.md."
+    )
+    optParameters = [
+        ["config", "c", None, "YAML configuration file (default: ./revenge.yaml if present)."],
+        ["listen", "l", None, "Twisted endpoint to serve HTTP on; overrides server.listen."],
+        ["log-format", None, "json", "json (one object per line) or text (for terminals)."],
+    ]
+
+    def postOptions(self) -> None:  # noqa: N802 (Twisted's name)
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of: {', '.join(LOG_FORMATS)}")
+
+
+def makeService(options: Options) -> IService:  # noqa: N802 (Twisted's name)
+    from twisted.internet import reactor
+
+    from revenge.server._server import build_server
+
+    overrides = {}
+    if options["listen"]:
+        overrides["server.listen"] = options["listen"]
+    try:
+        config = load_config(options["config"], overrides=overrides)
+    except ConfigError as error:
+        # One line, non-zero exit, no traceback (twistd prints a SystemExit's text).
+        raise SystemExit(f"revenge: {error}") from None
+    # Capture the real stdout now: once logging begins twistd replaces
+    # sys.stdout with a logging shim.
+    observer = make_observer(sys.stdout, config.node_id, options["log-format"])
+    try:
+        server = build_server(config, reactor, log_observer=observer, handle_signals=True)
+    except StartupError as error:
+        raise SystemExit(f"revenge: {error}") from None
+    _log.info(
+        "Revenge {version} starting: node {node_id}, storage {storage}, election {election}",
+        version=__version__,
+        node_id=config.node_id,
+        storage=config.storage.backend,
+        election=config.election.backend,
+    )
+    return IService(server.service)

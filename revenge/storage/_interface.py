@@ -1,0 +1,76 @@
+"""The storage provider contract (see DESIGN.md, "Interfaces")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from twisted.internet.defer import Deferred
+from twisted.web.iweb import IBodyProducer
+from zope.interface import Attribute, Interface
+
+
+class StorageError(Exception):
+    """A storage backend failed; the message never carries credentials."""
+
+
+class ObjectNotFound(StorageError):
+    """No object is stored under the requested key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no object stored under key {key!r}")
+        self.key = key
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key that could escape the provider's namespace or is otherwise unusable."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """
+    What a provider knows of one object.
+
+    ``body`` is set only by ``get``: a producer that streams the bytes (with
+    pause/resume for backpressure) into any ``IConsumer``, such as a
+    ``twisted.web`` request. ``store`` and ``list`` return metadata only.
+    """
+
+    key: str
+    length: int
+    content_type: str
+    etag: str
+    last_modified: datetime
+    body: IBodyProducer | None = None
+
+
+class IStorage(Interface):
+    """Object storage for user content. Bodies stream: nothing is read whole."""
+
+    name = Attribute("The backend's registered name, e.g. 'local' or 's3'.")
+
+    def store(
+        key: str, body: BinaryIO, content_type: str, length: int | None = None
+    ) -> Deferred[StoredObject]:
+        """
+        Store ``body`` (a binary file-like object read in chunks until EOF)
+        under ``key``, replacing any previous object atomically: readers see the
+        old object or the new one, never a part. Fails with ``InvalidKey`` for a
+        key that is not a relative path of ``[A-Za-z0-9._-]`` segments.
+        """
+
+    def get(key: str) -> Deferred[StoredObject]:
+        """The object with a streaming ``body``; fails with ``ObjectNotFound``."""
+
+    def delete(key: str) -> Deferred[None]:
+        """Remove the object; deleting a missing key is not an error."""
+
+    def exists(key: str) -> Deferred[bool]:
+        """Whether an object is stored under ``key``."""
+
+    def list(prefix: str) -> Deferred[list[StoredObject]]:
+        """Metadata (no body) of every object whose key starts with ``prefix``, sorted by key."""
+
+    def check() -> Deferred[None]:
+        """Succeed when the backend can serve requests; fail with ``StorageError`` otherwise."""

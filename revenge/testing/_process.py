@@ -1,0 +1,196 @@
+"""
+A real ``twistd -n revenge`` process for tests and benchmarks.
+
+It runs in its own working directory with its own environment, its JSON log
+lines are collected as they arrive, and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LogRecord = dict[str, Any]
+
+
+def twistd_executable() -> str:
+    """The ``twistd`` beside the running interpreter (same virtualenv), else on PATH."""
+    beside = Path(sys.executable).with_name("twistd")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("twistd")
+    if found is None:
+        raise RuntimeError("twistd is not installed in this environment")
+    return found
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class ServerProcess:
+    """
+    ``twistd --nodaemon --pidfile= revenge`` with ``--listen tcp:0:interface=127.0.0.1``
+    unless ``args`` says otherwise; :attr:`port` is read from the log.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        twistd_args: Sequence[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+        base_env.setdefault("REVENGE_DATA_DIR", str(self.workdir / "data"))
+        self.env = {**base_env, **(env or {})}
+        self.args = list(args)
+        if not any(a == "--listen" or a.startswith("--listen=") for a in self.args):
+            self.args += ["--listen", "tcp:0:interface=127.0.0.1"]
+        self.twistd_args = list(twistd_args)
+        self.records: list[LogRecord] = []
+        self.raw_lines: list[str] = []
+        self.stderr_text = ""
+        self._lock = threading.Lock()
+        self.process: subprocess.Popen[str] | None = None
+        self._readers: list[threading.Thread] = []
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            twistd_executable(),
+            "--nodaemon",
+            "--pidfile=",
+            *self.twistd_args,
+            "revenge",
+            *self.args,
+        ]
+
+    def start(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        out = threading.Thread(target=self._read_stdout, args=(self.process.stdout,), daemon=True)
+        err = threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True)
+        self._readers = [out, err]
+        out.start()
+        err.start()
+        return self
+
+    def _read_stdout(self, stream: Any) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            with self._lock:
+                self.raw_lines.append(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    self.records.append(record)
+
+    def _read_stderr(self, stream: Any) -> None:
+        for chunk in stream:
+            with self._lock:
+                self.stderr_text += chunk
+
+    def logs(self) -> list[LogRecord]:
+        with self._lock:
+            return list(self.records)
+
+    def find_log(self, predicate: Callable[[LogRecord], bool]) -> LogRecord | None:
+        for record in self.logs():
+            if predicate(record):
+                return record
+        return None
+
+    def wait_for_log(
+        self, predicate: Callable[[LogRecord], bool], timeout: float = 15.0, what: str = "a log line"
+    ) -> LogRecord:
+        def found() -> LogRecord | None:
+            if self.process is not None and self.process.poll() is not None:
+                record = self.find_log(predicate)
+                if record is None:
+                    raise RuntimeError(
+                        f"server exited with {self.process.returncode} before {what}; "
+                        f"stderr: {self.stderr_text[-2000:]!r}; log tail: {self.raw_lines[-20:]!r}"
+                    )
+                return record
+            return self.find_log(predicate)
+
+        result: LogRecord = wait_until(found, timeout, what)
+        return result
+
+    @property
+    def port(self) -> int:
+        record = self.wait_for_log(
+            lambda r: r.get("namespace") == "revenge.web"
+            and r.get("name") == "http"
+            and isinstance(r.get("port"), int),
+            what="the HTTP listener's port",
+        )
+        port: int = record["port"]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        code = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait; SIGKILL if it does not exit in time."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.wait(10)

@@ -1,0 +1,42 @@
+"""JSON error bodies (DESIGN.md: ``{"error": {"code", "message", "request_id"}}``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.web.iweb import IRequest
+
+JSON_CONTENT_TYPE = b"application/json"
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with a JSON error; ``message`` is shown to the client."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[bytes, bytes] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def json_body(request: IRequest, status: int, payload: Any) -> bytes:
+    """Set status and JSON headers on ``request`` and return the encoded body."""
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n"
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+    request.setHeader(b"Content-Length", b"%d" % (len(body),))
+    return body
+
+
+def error_body(request: IRequest, status: int, code: str, message: str) -> bytes:
+    """The JSON error response for ``request``, carrying its request id."""
+    request_id = getattr(request, "request_id", None)
+    return json_body(
+        request,
+        status,
+        {"error": {"code": code, "message": message, "request_id": request_id}},
+    )

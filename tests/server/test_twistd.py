@@ -1,0 +1,204 @@
+"""End to end: a real ``twistd -n revenge`` process on a free loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from revenge.testing import ServerProcess, twistd_executable, wait_until
+
+FIXTURE_PROVIDERS = Path(__file__).parent.parent / "fixtures" / "providers"
+
+
+def _get(url: str, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0):
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def _with_fixture_providers(env: dict[str, str] | None = None) -> dict[str, str]:
+    paths = [str(FIXTURE_PROVIDERS), os.environ.get("PYTHONPATH", "")]
+    return {**(env or {}), "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def test_serves_health_and_logs_the_request_id_as_json(tmp_path):
+    with ServerProcess(tmp_path, env={"REVENGE_NODE_ID": "e2e-node"}) as server:
+        status, headers, body = _get(server.url, "/healthz", {"X-Request-ID": "e2e-abc.1"})
+        assert status == 200
+        assert json.loads(body) == {"status": "ok"}
+        assert headers["X-Request-ID"] == "e2e-abc.1"
+        line = server.wait_for_log(
+            lambda r: r.get("namespace") == "revenge.access" and r.get("request_id") == "e2e-abc.1",
+            what="the access log line of the request",
+        )
+        assert line["route"] == "/healthz"
+        assert line["status"] == 200
+        assert line["node_id"] == "e2e-node"
+        assert {"time", "level", "namespace", "message"} <= set(line)
+
+        status, headers, _ = _get(server.url, "/nowhere")
+        assert status == 404
+        generated = headers["X-Request-ID"]
+        server.wait_for_log(
+            lambda r: r.get("namespace") == "revenge.access" and r.get("request_id") == generated,
+            what="the 404's access log line",
+        )
+
+        status, _, body = _get(server.url, "/readyz")
+        assert status == 200, body
+        status, _, body = _get(server.url, "/metrics")
+        assert status == 200
+        assert b'revenge_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in body
+        # Every line on stdout is one JSON object.
+        assert server.raw_lines
+        assert all(line.startswith("{") for line in server.raw_lines)
+        assert server.stop() == 0
+
+
+def test_sigterm_drains_a_slow_request_and_exits_0(tmp_path):
+    marker = tmp_path / "check-started"
+    env = _with_fixture_providers(
+        {
+            "REVENGE_STORAGE_BACKEND": "slow-check",
+            "SLOW_CHECK_SECONDS": "1.0",
+            "SLOW_CHECK_MARKER": str(marker),
+        }
+    )
+    with ServerProcess(tmp_path / "node", env=env) as server:
+        url = server.url
+        result: dict[str, object] = {}
+
+        def slow_request() -> None:
+            result["response"] = _get(url, "/readyz", {"X-Request-ID": "slow-1"})
+
+        client = threading.Thread(target=slow_request)
+        client.start()
+        wait_until(marker.exists, 10, "the slow readiness check to start")
+        server.signal(signal.SIGTERM)
+        client.join(15)
+        assert not client.is_alive()
+        status, headers, body = result["response"]  # type: ignore[misc]
+        assert status == 200, body
+        assert headers["X-Request-ID"] == "slow-1"
+        assert server.wait(30) == 0
+        messages = [r.get("message", "") for r in server.logs()]
+        assert any("SIGTERM received" in m for m in messages)
+        assert any("waiting up to" in m for m in messages)
+        # The listener was closed during the drain: nobody answers any more.
+        with pytest.raises(OSError):
+            _get(url, "/healthz", timeout=2)
+
+
+def test_sigterm_when_idle_exits_0_quickly(tmp_path):
+    with ServerProcess(tmp_path) as server:
+        assert _get(server.url, "/healthz")[0] == 200
+        assert server.stop(timeout=10) == 0
+
+
+def test_text_log_format(tmp_path):
+    with ServerProcess(tmp_path, args=["--log-format", "text"]) as server:
+        wait_until(
+            lambda: any("http listening on" in line for line in server.raw_lines),
+            15,
+            "the listening line",
+        )
+        assert not any(line.startswith("{") for line in server.raw_lines)
+        assert server.stop() == 0
+
+
+def _run_twistd(tmp_path: Path, env: dict[str, str], *args: str):
+    import subprocess
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    return subprocess.run(
+        [twistd_executable(), "--nodaemon", "--pidfile=", "revenge", *args],
+        cwd=tmp_path,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({"REVENGE_SERVER_SHUTDOWN_GRACE": "soon"}, (), "server.shutdown_grace"),
+        ({}, ("--listen", "tcpp:80"), "server.listen"),
+        ({"REVENGE_STORAGE_BACKEND": "floppy"}, (), "installed: local"),
+        ({"REVENGE_ELECTION_BACKEND": "raft"}, (), "election.backend"),
+    ],
+)
+def test_bad_config_stops_startup_with_one_line(tmp_path, env, args, expected):
+    result = _run_twistd(tmp_path, env, *args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("revenge: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unknown_config_key_in_file(tmp_path):
+    (tmp_path / "revenge.yaml").write_text("server:\n  lisen: tcp:1\n")
+    result = _run_twistd(tmp_path, {})
+    assert result.returncode != 0
+    assert "server.lisen" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_broken_providers_name_group_and_choices(tmp_path):
+    env = _with_fixture_providers({"REVENGE_STORAGE_BACKEND": "not-a-storage"})
+    result = _run_twistd(tmp_path, env)
+    assert result.returncode != 0
+    assert "does not provide IStorage" in result.stderr
+    assert "revenge.storage" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    env = _with_fixture_providers({"REVENGE_STORAGE_BACKEND": "broken"})
+    result = _run_twistd(tmp_path, env)
+    assert result.returncode != 0
+    assert "failed to load" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_port_in_use_is_one_clear_line_and_exit_1(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_twistd(tmp_path, {}, "--listen", f"tcp:{port}:interface=127.0.0.1")
+    assert result.returncode == 1
+    critical = [
+        json.loads(line)
+        for line in result.stdout.splitlines()
+        if line.startswith("{") and '"critical"' in line
+    ]
+    assert len(critical) == 1
+    assert f"tcp:{port}" in critical[0]["message"]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_twistd_help_lists_revenge(tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        [twistd_executable(), "--help"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0
+    assert "revenge" in result.stdout
+    assert sys.executable  # the same virtualenv runs the server
