@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from twisted.web.static import Data
 
 from revenge.logs import carry_context, event_record, run_in_thread
 from revenge.metrics import Metrics
+from revenge.testing.postgres import PostgresServer, postgres_server  # noqa: F401 (a fixture)
 from revenge.web import ApiError, HealthChecks, RevengeApp, RevengeSite
 
 log = Logger(namespace="tests.web")
@@ -134,3 +136,157 @@ async def running_app() -> AsyncIterator[RunningApp]:
     finally:
         await port.stopListening()
 
+
+
+# -- databases: one suite over SQLite and PostgreSQL ------------------------------
+# postgres_server (revenge.testing.postgres) gives scratch databases.
+
+TEST_NODE_ID = "test-node"
+
+
+@pytest.fixture(scope="session")
+def shared_postgres_url(postgres_server: PostgresServer) -> str:
+    """One migrated database for the whole run; tests get it with empty tables."""
+    from revenge.db import create_database_engine, upgrade_schema
+
+    url = postgres_server.create_database()
+    engine = create_database_engine(url)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def empty_tables(url: str) -> None:
+    from sqlalchemy import text
+
+    from revenge.db import create_database_engine, metadata, write_transaction
+
+    engine = create_database_engine(url)
+    try:
+        with write_transaction(engine) as connection:
+            names = ", ".join(table.name for table in metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """
+    A migrated database with empty tables: a new SQLite file, or the session's
+    PostgreSQL database (emptied after the test).
+    """
+    if request.param == "sqlite":
+        from revenge.db import create_database_engine, upgrade_schema
+
+        url = f"sqlite:///{tmp_path}/db/revenge.db"
+        engine = create_database_engine(url)
+        upgrade_schema(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("shared_postgres_url")
+    try:
+        yield url
+    finally:
+        empty_tables(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema at all: a new SQLite path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/empty/revenge.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
+
+
+# An in-process node (build_server) on loopback with a real database.
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    body: Any
+
+
+@dataclass
+class RunningServer:
+    url: str
+    server: Any
+    admin_name: str
+    admin_token: str
+
+    @property
+    def database(self) -> Any:
+        return self.server.database
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """One request; ``body`` is the decoded JSON (None for an empty body)."""
+        import json
+
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        response = await treq.request(method, self.url + path, headers=sent, data=data)
+        raw = await treq.content(response)
+        body = json.loads(raw) if raw else None
+        return Reply(response.code, response.headers, body)
+
+    async def add_user(self, name: str, admin: bool = False) -> str:
+        """Create a user directly in the database; returns its token."""
+        from revenge.users import create_user
+
+        created = await self.database.write(
+            lambda connection: create_user(
+                connection, name, is_admin=admin, node_id=TEST_NODE_ID, actor=None, via="test"
+            )
+        )
+        token: str = created.token
+        return token
+
+
+def server_config(tmp_path: Path, database_url: str, **extra: str) -> Any:
+    from revenge.config import load_config
+
+    environ = {
+        "REVENGE_DATA_DIR": str(tmp_path / "data"),
+        "REVENGE_DATABASE_URL": database_url,
+        "REVENGE_NODE_ID": TEST_NODE_ID,
+        "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
+        **extra,
+    }
+    return load_config(None, environ, cwd=str(tmp_path))
+
+
+@pytest_twisted.async_yield_fixture
+async def running_server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A whole node built by build_server, started in this process, with an admin user."""
+    from revenge.server._server import build_server
+
+    server = build_server(server_config(tmp_path, database_url), global_reactor)
+    server.service.startService()
+    try:
+        migrated = server.service.getServiceNamed("database").migrated
+        await migrated.addTimeout(30, global_reactor)
+        port = server.service.getServiceNamed("http").port.getHost().port
+        running = RunningServer(f"http://127.0.0.1:{port}", server, "root", "")
+        running.admin_token = await running.add_user("root", admin=True)
+        yield running
+    finally:
+        await server.service.stopService()

@@ -122,3 +122,15 @@ def test_plain_install_on_read_only_site_packages_lists_revenge(wheel, tmp_path)
         timeout=120,
     )
     assert located.stdout.strip() == "1", located.stderr
+
+
+def test_wheel_ships_the_database_migrations(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = ROOT / "revenge" / "db" / "migrations"
+    shipped = {
+        path.relative_to(ROOT).as_posix()
+        for path in [migrations / "env.py", migrations / "script.py.mako",
+                     *(migrations / "versions").glob("*.py")]
+    }
+    assert any("versions/rev_" in name for name in shipped)
+    assert shipped <= names

@@ -7,10 +7,13 @@ import importlib
 import pytest
 
 PUBLIC_MODULES = [
+    "revenge.avatars",
     "revenge.cli",
     "revenge.config",
     "revenge.election",
+    "revenge.jobs",
     "revenge.logs",
+    "revenge.media",
     "revenge.metrics",
     "revenge.storage",
     "revenge.testing",

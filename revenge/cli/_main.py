@@ -77,7 +77,7 @@ def _config_check(args: argparse.Namespace) -> int:
     out.write(
         f"# effective configuration ({source} + environment; secrets shown as ***)\n"
     )
-    out.write(yaml.safe_dump(redacted(config), sort_keys=False))
+    out.write(yaml.safe_dump(redacted(config, sections=True), sort_keys=False))
     ignored = unknown_environment(os.environ)
     if ignored:
         out.write(
@@ -89,6 +89,45 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 # -- the registry ----------------------------------------------------------------
+# The database commands live in revenge/cli/_database.py, which imports this
+# module; these forward to it on use.
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from revenge.cli._database import migrate
+
+    return migrate(args)
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from revenge.cli._database import user_add
+
+    return user_add(args)
+
+
+def _configure_user_add(parser: argparse.ArgumentParser) -> None:
+    from revenge.cli._database import configure_user_add
+
+    configure_user_add(parser)
+
+
+def _storage_init(args: argparse.Namespace) -> int:
+    from revenge.cli._storage import storage_init
+
+    return storage_init(args)
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from revenge.cli._cluster import cluster_status
+
+    return cluster_status(args)
+
+
+def _configure_cluster_status(parser: argparse.ArgumentParser) -> None:
+    from revenge.cli._cluster import configure_cluster_status
+
+    configure_cluster_status(parser)
+
 
 # Help for the first word of multi-word commands.
 GROUP_HELP: dict[str, str] = {
@@ -109,6 +148,52 @@ COMMANDS: tuple[Command, ...] = (
             "is invalid."
         ),
         run=_config_check,
+        uses_config=True,
+    ),
+    Command(
+        words=("migrate",),
+        help="bring the database schema up to date",
+        description=(
+            "Apply pending database migrations (the server also does this on "
+            "start). Safe to run while servers are starting: migrations take "
+            "a lock, and whoever comes second finds the schema current."
+        ),
+        run=_migrate,
+        uses_config=True,
+    ),
+    Command(
+        words=("user", "add"),
+        help="create a user and print its API token once",
+        description=(
+            "Create a user (an administrator with --admin) and print its API "
+            "token on stdout. The token is shown this once: only its hash is stored."
+        ),
+        run=_user_add,
+        configure=_configure_user_add,
+        uses_config=True,
+    ),
+    Command(
+        words=("storage", "init"),
+        help="create the bucket (or directory) and prove write, read and delete",
+        description=(
+            "Make the configured storage ready: with s3, create the bucket "
+            "unless it exists; with local, create the directory. Then write, "
+            "read back and delete a probe object. Safe to run again. Exits 1 "
+            "with one line naming the endpoint and bucket when it cannot."
+        ),
+        run=_storage_init,
+        uses_config=True,
+    ),
+    Command(
+        words=("cluster", "status"),
+        help="show a node's view of the election (leader, term, quorum, peers)",
+        description=(
+            "Ask a node's GET /api/v1/cluster with an admin token and print "
+            "its answer. Exits 0 when a leader with quorum is known, 1 when "
+            "not, and with one line on stderr when the node cannot be asked."
+        ),
+        run=_cluster_status,
+        configure=_configure_cluster_status,
         uses_config=True,
     ),
 )

@@ -4,7 +4,9 @@ variables, checked in full before anything starts.
 
 Use :func:`load_config` to get a :class:`Config`; it expands the
 ``{data_dir}`` and ``{hostname}`` placeholders that ``Config()`` defaults
-still contain.
+still contain. Installed distributions add sections of their own through the
+entry point group ``revenge.config`` (:data:`SECTION_GROUP`, docs/plugins.md);
+a provider reads its section with :meth:`Config.section`.
 """
 
 from revenge.config._duration import format_duration, parse_duration
@@ -29,15 +31,21 @@ from revenge.config._schema import (
     S3StorageConfig,
     ServerConfig,
     StorageConfig,
+    duration_setting,
+    secret_setting,
+    url_setting,
 )
+from revenge.config._sections import SECTION_GROUP, InstalledSection, installed_sections
 
 __all__ = [
     "DEFAULT_FILE",
+    "SECTION_GROUP",
     "CleanupJobConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
     "ElectionConfig",
+    "InstalledSection",
     "JobsConfig",
     "LocalStorageConfig",
     "MediaConfig",
@@ -46,11 +54,15 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "config_keys",
+    "duration_setting",
     "format_duration",
+    "installed_sections",
     "load_config",
     "parse_duration",
     "redact_url",
     "redacted",
     "resolve_config_path",
+    "secret_setting",
     "unknown_environment",
+    "url_setting",
 ]

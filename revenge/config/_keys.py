@@ -43,6 +43,9 @@ class Schema:
     keys: tuple[Key, ...]
     # Dotted name of every section (``storage``, ``storage.s3``) → its class.
     sections: dict[str, type[Any]]
+    # The top-level sections that installed distributions declare, in order;
+    # empty for Revenge's own schema.
+    plugin_sections: tuple[str, ...] = ()
 
     @functools.cached_property
     def by_name(self) -> dict[str, Key]:
@@ -68,9 +71,10 @@ def _kind(hint: Any, metadata: typing.Mapping[str, Any], where: str) -> Kind:
     raise TypeError(f"config field {where} has unsupported type {hint!r}")
 
 
-def _walk(
+def walk(
     cls: type[Any], prefix: str, keys: list[Key], sections: dict[str, type[Any]]
 ) -> None:
+    """Add the leaves of dataclass ``cls`` to ``keys`` and its subsections to ``sections``."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         name = prefix + field.name
@@ -78,7 +82,7 @@ def _walk(
         if dataclasses.is_dataclass(hint):
             assert isinstance(hint, type)
             sections[name] = hint
-            _walk(hint, name + ".", keys, sections)
+            walk(hint, name + ".", keys, sections)
             continue
         keys.append(
             Key(
@@ -93,9 +97,10 @@ def _walk(
 
 @functools.cache
 def schema() -> Schema:
+    """Revenge's own keys: the fields of :class:`Config`, whatever is installed."""
     keys: list[Key] = []
     sections: dict[str, type[Any]] = {}
-    _walk(Config, "", keys, sections)
+    walk(Config, "", keys, sections)
     envs = [key.env for key in keys]
     # Underscores inside names could make two keys share a variable.
     if len(set(envs)) != len(envs):

@@ -19,8 +19,9 @@ import yaml
 from revenge import providers
 from revenge.config._duration import parse_duration
 from revenge.config._errors import ConfigError
-from revenge.config._keys import ENV_PREFIX, Key, schema
+from revenge.config._keys import ENV_PREFIX, Key, Schema, schema
 from revenge.config._schema import Config
+from revenge.config._sections import full_schema
 
 DEFAULT_FILE = "revenge.yaml"
 
@@ -148,8 +149,7 @@ def _describe(value: Any, *, secret: bool) -> str:
     return f"{kind} ({shown})"
 
 
-def _unknown_key(name: str, origin: str | None) -> ConfigError:
-    known = schema()
+def _unknown_key(name: str, origin: str | None, known: Schema) -> ConfigError:
     if name in known.by_name or name in known.sections:
         # Only reachable from the file: "server.listen: x" at the top level.
         return ConfigError(
@@ -243,9 +243,8 @@ def _from_text(key: Key, text: str, origin: str) -> Any:
 
 
 def _merge_file(
-    mapping: Mapping[Any, Any], prefix: str, values: dict[str, _Value]
+    mapping: Mapping[Any, Any], prefix: str, values: dict[str, _Value], known: Schema
 ) -> None:
-    known = schema()
     for raw_name, value in mapping.items():
         if not isinstance(raw_name, str):
             where = prefix.rstrip(".") or "the top level"
@@ -258,7 +257,7 @@ def _merge_file(
         if "." in raw_name:
             # Dotted names belong to overrides; in the file one spelling,
             # nesting, keeps a key from being set twice in two ways.
-            raise _unknown_key(name, None)
+            raise _unknown_key(name, None, known)
         if name in known.sections:
             # A section with all its keys commented out reads as null.
             if value is None:
@@ -272,11 +271,11 @@ def _merge_file(
                     f"got {_describe(value, secret=True)}",
                     key=name,
                 )
-            _merge_file(value, name + ".", values)
+            _merge_file(value, name + ".", values, known)
         elif name in known.by_name:
             values[name] = _Value(_from_yaml(known.by_name[name], value))
         else:
-            raise _unknown_key(name, None)
+            raise _unknown_key(name, None, known)
 
 
 # -- checking the result ------------------------------------------------------
@@ -375,6 +374,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "server.listen": _check_listen,
     "server.metrics_listen": _check_metrics_listen,
     "server.shutdown_grace": _check_not_negative,
+    "server.idle_timeout": _check_positive,
     "data_dir": _check_non_empty,
     "node_id": _check_non_empty,
     "database.url": _check_database_url,
@@ -395,7 +395,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
 }
 
 
-def _expand(values: dict[str, _Value]) -> None:
+def _expand(values: dict[str, _Value], known: Schema) -> None:
     """Replace ``{hostname}`` and ``{data_dir}`` in string values in place."""
     hostname = socket.gethostname()
     data_dir = values["data_dir"]
@@ -410,7 +410,7 @@ def _expand(values: dict[str, _Value]) -> None:
         return text.replace("{hostname}", hostname).replace("{data_dir}", data_dir)
 
     expanded_dir = expand(data_dir.value, "")
-    for key in schema().keys:
+    for key in known.keys:
         # Secrets are taken literally: "{" is a fine character in a password.
         if key.secret:
             continue
@@ -484,16 +484,36 @@ def _check_providers(values: Mapping[str, _Value]) -> None:
             raise ConfigError(str(error), key=name, origin=current.origin) from None
 
 
-def _build(cls: type[Any], prefix: str, values: Mapping[str, _Value]) -> Any:
-    known = schema()
+def _arguments(
+    cls: type[Any], prefix: str, values: Mapping[str, _Value], known: Schema
+) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         name = prefix + field.name
         if name in known.sections:
-            arguments[field.name] = _build(known.sections[name], name + ".", values)
+            section = known.sections[name]
+            arguments[field.name] = section(
+                **_arguments(section, name + ".", values, known)
+            )
         else:
             arguments[field.name] = values[name].value
-    return cls(**arguments)
+    return arguments
+
+
+def _build_plugin_sections(
+    values: Mapping[str, _Value], known: Schema
+) -> dict[str, Any]:
+    built: dict[str, Any] = {}
+    for name in known.plugin_sections:
+        settings = known.sections[name]
+        try:
+            built[name] = settings(**_arguments(settings, name + ".", values, known))
+        except ValueError as error:
+            # A section may check its keys together in __post_init__: a
+            # ValueError names the section, a ConfigError (naming one key)
+            # passes through as it is.
+            raise ConfigError(str(error), key=name) from None
+    return built
 
 
 # -- the public entry points ---------------------------------------------------
@@ -516,14 +536,14 @@ def load_config(
 
     @raise ConfigError: on the first problem, naming the key or the file.
     """
-    known = schema()
+    known = full_schema()
     if environ is None:
         environ = os.environ
     values = {key.name: _Value(key.default) for key in known.keys}
 
     file_path = resolve_config_path(path, cwd=cwd)
     if file_path is not None:
-        _merge_file(_read_file(file_path), "", values)
+        _merge_file(_read_file(file_path), "", values, known)
 
     for key in known.keys:
         if key.env in environ:
@@ -535,23 +555,27 @@ def load_config(
     for name, text in (overrides or {}).items():
         override_key = known.by_name.get(name)
         if override_key is None:
-            raise _unknown_key(name, _FROM_COMMAND_LINE)
+            raise _unknown_key(name, _FROM_COMMAND_LINE, known)
         values[name] = _Value(
             _from_text(override_key, text, _FROM_COMMAND_LINE), _FROM_COMMAND_LINE
         )
 
-    _expand(values)
+    _expand(values, known)
     _check_values(values)
     _check_together(values)
     _check_providers(values)
-    config = _build(Config, "", values)
-    assert isinstance(config, Config)
-    return config
+    sections = _build_plugin_sections(values, known)
+    return Config(**_arguments(Config, "", values, known), sections=sections)
 
 
-def config_keys() -> list[tuple[str, str]]:
-    """Every configuration key as ``(dotted key, environment variable)``."""
-    return [(key.name, key.env) for key in schema().keys]
+def config_keys(*, sections: bool = False) -> list[tuple[str, str]]:
+    """
+    Every key of Revenge's own as ``(dotted key, environment variable)``;
+    with ``sections``, followed by the keys of the sections installed
+    distributions declare (docs/plugins.md).
+    """
+    known = full_schema() if sections else schema()
+    return [(key.name, key.env) for key in known.keys]
 
 
 def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -564,7 +588,7 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     """
     if environ is None:
         environ = os.environ
-    known = schema().by_env
+    known = full_schema().by_env
     return sorted(
         name for name in environ if name.startswith(ENV_PREFIX) and name not in known
     )

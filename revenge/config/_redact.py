@@ -64,11 +64,18 @@ def _redact(section: Any) -> dict[str, Any]:
     return shown
 
 
-def redacted(config: Config) -> dict[str, Any]:
+def redacted(config: Config, *, sections: bool = False) -> dict[str, Any]:
     """
     The effective configuration as nested plain data, safe to print: secrets
     are ``***`` (``""`` when unset), the database URL's password is ``***``,
     durations are written back as ``25s``/``1h``/``90d`` and lists are lists.
     The result, dumped as YAML, is itself a valid config file.
+
+    Revenge's own keys only, unless ``sections``: then the sections that
+    installed distributions declare follow, by the same rules.
     """
-    return _redact(config)
+    shown = _redact(config)
+    if sections:
+        for name in config.section_names():
+            shown[name] = _redact(config.section(name, object))
+    return shown

@@ -2,7 +2,10 @@
 The configuration tree: frozen dataclasses whose fields are exactly the keys
 of DESIGN.md's "Configuration" table.
 
-Field metadata tells the loader how to read and show a value:
+Field metadata tells the loader how to read and show a value; the helpers
+:func:`secret_setting`, :func:`duration_setting` and :func:`url_setting` set
+it, for Revenge's own keys and for the sections of installed distributions
+alike (docs/plugins.md):
 
 - ``secret``: never printed; :func:`revenge.config.redacted` shows ``***``.
 - ``duration``: a float of seconds, written as ``30s``, ``1h``, ``90d``.
@@ -15,22 +18,34 @@ String defaults may contain ``{data_dir}`` and ``{hostname}``;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
 
 SECRET = "secret"
 DURATION = "duration"
 URL_PASSWORD = "url_password"
 
+_SectionT = TypeVar("_SectionT")
 
-def _secret(default: str = "") -> Any:
+
+def secret_setting(default: str = "") -> Any:
+    """A string field that is never shown: ``***`` in ``revenge config check``, absent from repr."""
     # repr=False: a Config that ends up in a traceback or a log line must not
     # carry the secret with it.
     return field(default=default, repr=False, metadata={SECRET: True})
 
 
-def _duration(seconds: float) -> Any:
+def duration_setting(seconds: float) -> Any:
+    """A float field of seconds, written as ``30s``, ``15m``, ``1h`` or ``90d``."""
     return field(default=seconds, metadata={DURATION: True})
+
+
+def url_setting(default: str = "") -> Any:
+    """A string field holding a URL whose password (if any) is shown as ``***``."""
+    return field(default=default, repr=False, metadata={URL_PASSWORD: True})
 
 
 @dataclass(frozen=True)
@@ -38,14 +53,16 @@ class ServerConfig:
     listen: str = "tcp:8096"
     # Empty means /metrics is served on the main listener.
     metrics_listen: str = ""
-    shutdown_grace: float = _duration(25.0)
+    shutdown_grace: float = duration_setting(25.0)
+    # Connections idle this long are closed; keep it above the idle timeout
+    # of any load balancer in front (AWS ALB: 60 s), or it may reuse a
+    # connection just as this end closes it.
+    idle_timeout: float = duration_setting(75.0)
 
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str = field(
-        default="sqlite:///{data_dir}/revenge.db", repr=False, metadata={URL_PASSWORD: True}
-    )
+    url: str = url_setting("sqlite:///{data_dir}/revenge.db")
 
 
 @dataclass(frozen=True)
@@ -59,8 +76,8 @@ class S3StorageConfig:
     endpoint: str = ""
     region: str = "us-east-1"
     bucket: str = ""
-    access_key_id: str = _secret()
-    secret_access_key: str = _secret()
+    access_key_id: str = secret_setting()
+    secret_access_key: str = secret_setting()
     use_path_style: bool = False
 
 
@@ -90,13 +107,13 @@ class RaftConfig:
     advertise_addr: str = "{hostname}:7000"
     peers: tuple[str, ...] = ()
     data_dir: str = "{data_dir}/raft"
-    secret: str = _secret()
+    secret: str = secret_setting()
 
 
 @dataclass(frozen=True)
 class CleanupJobConfig:
-    interval: float = _duration(3600.0)
-    activity_retention: float = _duration(90 * 86400.0)
+    interval: float = duration_setting(3600.0)
+    activity_retention: float = duration_setting(90 * 86400.0)
 
 
 @dataclass(frozen=True)
@@ -115,3 +132,44 @@ class Config:
     election: ElectionConfig = field(default_factory=ElectionConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    # The settings of the sections that installed distributions declare
+    # (entry point group ``revenge.config``, docs/plugins.md), by section name.
+    # Init-only, not a field: Config's fields are exactly Revenge's own keys,
+    # whatever is installed.
+    sections: InitVar[Mapping[str, Any] | None] = None
+    # Set per instance by __post_init__; declared here so that it is no field.
+    _sections: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    def __post_init__(self, sections: Mapping[str, Any] | None) -> None:
+        # Frozen: object.__setattr__ is how a frozen dataclass sets up derived state.
+        object.__setattr__(self, "_sections", MappingProxyType(dict(sections or {})))
+
+    def section(self, name: str, kind: type[_SectionT]) -> _SectionT:
+        """
+        The settings of the section ``name``, an instance of ``kind`` (the
+        frozen dataclass the section's entry point names). A Config that
+        :func:`revenge.config.load_config` did not fill in (one built by hand,
+        in tests) holds the defaults, as it does for Revenge's own keys.
+        """
+        settings = self._sections.get(name)
+        if settings is None:
+            return kind()
+        if not isinstance(settings, kind):
+            raise TypeError(
+                f"config section {name!r} holds {type(settings).__name__}, "
+                f"not {kind.__name__}"
+            )
+        return settings
+
+    def section_names(self) -> list[str]:
+        """The names of the sections loaded beside Revenge's own keys, sorted."""
+        return sorted(self._sections)
+
+    def __eq__(self, other: object) -> bool:
+        # The generated __eq__ would compare fields only, not the sections.
+        if not isinstance(other, Config) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(
+            getattr(self, each.name) == getattr(other, each.name)
+            for each in dataclasses.fields(self)
+        ) and self._sections == other._sections

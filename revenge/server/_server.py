@@ -9,14 +9,27 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import ILogObserver, Logger
 
+from revenge.activity import install_activity_routes
+from revenge.avatars import install_avatar_routes
 from revenge.config import Config
-from revenge.election import IElection, LeadershipChange
+from revenge.db import Database, DatabaseService, DatabaseUrlError
+from revenge.election import IElection, LeadershipChange, install_cluster_routes
+from revenge.jobs import create_scheduler, install_job_routes
+from revenge.media import install_media_routes
 from revenge.metrics import Metrics
 from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, create_provider
 from revenge.server._service import RevengeService
 from revenge.storage import IStorage
 from revenge.storage._instrumented import InstrumentedStorage
-from revenge.web import HealthChecks, ListenerService, RevengeApp, RevengeSite, StartupError
+from revenge.users import install_user_routes
+from revenge.web import (
+    HealthChecks,
+    ListenerService,
+    RevengeApp,
+    RevengeSite,
+    StartupError,
+    install_openapi_route,
+)
 
 _log = Logger(namespace="revenge.server")
 
@@ -33,6 +46,7 @@ class Server:
     storage: IStorage
     election: IElection
     service: RevengeService
+    database: Database
 
 
 class ElectionService(Service):
@@ -96,8 +110,10 @@ def build_server(
         election = create_provider(
             ELECTION_GROUP, config.election.backend, IElection, config, reactor
         )
-    except ProviderError as error:
+        database = Database.from_url(config.database.url, reactor, config.node_id)
+    except (ProviderError, DatabaseUrlError) as error:
         raise StartupError(str(error)) from error
+    health.register("database", database.check)
     health.register("storage", storage.check)
     _track_election(election, metrics)
 
@@ -106,18 +122,42 @@ def build_server(
     service = RevengeService(
         reactor, health, log_observer=log_observer, handle_signals=handle_signals
     )
+    # First in, last out: everything else may still use the database as it stops.
+    DatabaseService(database, reactor).setServiceParent(service)
     grace = config.server.shutdown_grace
+    idle_timeout = config.server.idle_timeout
     ListenerService(
-        reactor, config.server.listen, RevengeSite(app.resource(), metrics), grace, "http"
+        reactor,
+        config.server.listen,
+        RevengeSite(app.resource(), metrics, body_limit=app.body_limit, timeout=idle_timeout),
+        grace,
+        "http",
     ).setServiceParent(service)
     if separate_metrics:
         metrics_app = RevengeApp(health, metrics, serve_metrics=True)
         ListenerService(
             reactor,
             config.server.metrics_listen,
-            RevengeSite(metrics_app.resource(), metrics),
+            RevengeSite(
+                metrics_app.resource(),
+                metrics,
+                body_limit=metrics_app.body_limit,
+                timeout=idle_timeout,
+            ),
             grace,
             "metrics",
         ).setServiceParent(service)
     ElectionService(election).setServiceParent(service)
-    return Server(config, reactor, metrics, health, app, storage, election, service)
+    # Last in, first out: jobs stop before the election hands leadership over.
+    create_scheduler(
+        config, reactor, database=database, election=election, storage=storage, metrics=metrics
+    ).setServiceParent(service)
+    server = Server(config, reactor, metrics, health, app, storage, election, service, database)
+    install_user_routes(server)
+    install_avatar_routes(server)
+    install_activity_routes(server)
+    install_cluster_routes(server)
+    install_job_routes(server)
+    install_media_routes(server)
+    install_openapi_route(app)
+    return server

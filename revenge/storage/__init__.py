@@ -7,7 +7,7 @@ from revenge.storage._interface import (
     StorageError,
     StoredObject,
 )
-from revenge.storage._local import LocalStorage, validate_key
+from revenge.storage._local import LocalStorage, validate_key, validate_prefix
 
 __all__ = [
     "IStorage",
@@ -17,4 +17,5 @@ __all__ = [
     "StorageError",
     "StoredObject",
     "validate_key",
+    "validate_prefix",
 ]

@@ -52,7 +52,13 @@ from revenge.storage._interface import (
     StoredObject,
 )
 
-__all__ = ["LocalStorage", "create_local_storage", "validate_key", "MAX_KEY_LENGTH"]
+__all__ = [
+    "LocalStorage",
+    "create_local_storage",
+    "validate_key",
+    "validate_prefix",
+    "MAX_KEY_LENGTH",
+]
 
 _log = Logger()
 
@@ -122,6 +128,16 @@ def _split_prefix(prefix: object) -> tuple[builtins.list[str], str]:
     if partial in (".", "..") or any(s in ("", ".", "..") for s in directories):
         raise InvalidKey(f"invalid prefix {_shorten(prefix)}")
     return directories, partial
+
+
+def validate_prefix(prefix: object) -> str:
+    """
+    Return ``prefix`` if ``list`` accepts it, else raise ``InvalidKey``: the
+    start of a key (its last segment may be partial), never a way out.
+    """
+    _split_prefix(prefix)
+    assert isinstance(prefix, str)
+    return prefix
 
 
 def _header(content_type: str, digest: str) -> bytes:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,24 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until ``GET /readyz`` answers 200 (startup work such as migrations done)."""
+        url = self.url + "/readyz"
+
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode} before it was ready; "
+                    f"stderr: {self.stderr_text[-2000:]!r}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_until(ready, timeout, f"{url} to answer 200", interval=0.05)
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

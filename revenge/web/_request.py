@@ -5,22 +5,42 @@ Klein has no middleware, so the request id, the access log, the HTTP metrics
 and the JSON 500 live in a ``Request`` subclass that ``RevengeSite`` builds for
 every request. That covers 404s, 405s, unhandled exceptions and resources that
 are not Klein's alike.
+
+Request bodies are capped here too. Twisted reads a whole body (into memory or
+a temporary file) before any resource runs, so a route cannot refuse one that
+is too large: by then it is on disk. Instead the request looks up its route's
+cap when its headers are complete (``gotLength``) and counts body bytes as
+they arrive (``handleContentChunk``); past the cap it answers 413 at once and
+closes the connection, so nothing more is read and the route never runs. A
+route may also ask to admit a body before it is read (``RevengeApp.route(...,
+admit=...)``): the token check and the per-user upload slots of avatars.
+
+What a client may send before any of that is bounded by ``RevengeChannel``
+(docs/operations.md, "Limits"): the size of the request line and headers,
+their number, the time they take to arrive, and the rate of a body.
 """
 
 from __future__ import annotations
 
 import contextvars
+import io
+import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from revenge.logs import current_request_id
-from revenge.web._errors import error_body
+from revenge.web._app import NO_ROUTE_BODY_LIMIT, BodyLimit, Release
+from revenge.web._errors import ApiError, error_body
 from revenge.web._request_id import REQUEST_ID_HEADER, choose_request_id
 
 if TYPE_CHECKING:
@@ -34,6 +54,29 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OP
 
 UNMATCHED_ROUTE = "unmatched"
 
+# Limits on what a client may send (docs/operations.md, "Limits").
+# The request line and all header lines together, in bytes; one line alone
+# may not be longer either. Twisted's default too; far above what browsers,
+# players and proxies send (a long media path with a token is ~1 KiB).
+MAX_HEADER_BYTES = 16 * 1024
+# Browsers send about 20 headers and proxies add a few; Twisted allows 500.
+MAX_HEADERS = 100
+# The request line and headers must all be in this many seconds after their
+# first byte. The idle timeout alone does not bound them: every byte resets
+# it, so a client trickling a byte at a time would hold the connection forever.
+HEADERS_TIMEOUT = 20.0
+# A body, after the same grace, must keep up this average rate: 1 KiB/s lets a
+# phone on a poor link send a 5 MiB avatar (in 85 minutes) and cuts off a
+# client that sends a byte now and then to keep its connection.
+MIN_BODY_BYTES_PER_SECOND = 1024.0
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
+
 
 class RevengeRequest(Request):
     """A request that knows its id and route template, and logs itself once."""
@@ -43,8 +86,21 @@ class RevengeRequest(Request):
     # for metrics and logs that never contains client-chosen path segments.
     route_template: str | None = None
     _revenge_site: RevengeSite | None = None
+    _recorded = False
+    _max_body_bytes = NO_ROUTE_BODY_LIMIT.max_bytes
+    _body_received = 0
+    # Set once the body was refused (413, an admission's answer, 408): the
+    # answer is sent, the connection is closing, whatever still arrives is ignored.
+    body_refused = False
+    _headers_done = 0.0
+    _admission_pending = False
+    _send_continue_when_admitted = False
+    # The request line Twisted handed over while the admission was pending.
+    _waiting_request_line: tuple[bytes, bytes, bytes] | None = None
+    _release: Release | None = None
 
-    def process(self) -> None:
+    def _start(self) -> None:
+        """Give the request its id and count it in flight: once, as early as possible."""
         self.request_id = choose_request_id(
             self.requestHeaders.getRawHeaders(REQUEST_ID_HEADER)
         )
@@ -57,12 +113,173 @@ class RevengeRequest(Request):
         self._revenge_site = site if isinstance(site, RevengeSite) else None
         if isinstance(site, RevengeSite):
             site.request_started(self)
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 (Twisted's name)
+        """
+        The headers are in (``length`` is the Content-Length, None for a
+        chunked body). Called before any body byte is read: the request starts
+        here, so that an upload the client abandons is logged and counted,
+        and a declared length over the route's cap is refused unread.
+        """
+        # The request line is parsed but only handed to the request with the
+        # complete body; the channel holds it until then.
+        method = getattr(self.channel, "_command", None)
+        uri = getattr(self.channel, "_path", None)
+        version = getattr(self.channel, "_version", None)
+        if not (
+            isinstance(method, bytes) and isinstance(uri, bytes) and isinstance(version, bytes)
+        ):
+            # Not HTTP/1.x's channel (HTTP/2, unused here): no early start, no cap.
+            super().gotLength(length)
+            return
+        self.method, self.uri, self.clientproto = method, uri, version
+        self.path = uri.split(b"?", 1)[0]
+        self._start()
+        self._headers_done = time.monotonic()
+        admission = None
+        if length != 0 and isinstance(self._revenge_site, RevengeSite):
+            # Only requests with a body pay for the route lookup.
+            limit = self._revenge_site.body_limit(self.method, self.path)
+            self._max_body_bytes = limit.max_bytes
+            admission = limit.admission
+            if limit.route is not None:
+                self.route_template = limit.route
+        if length is not None and length > self._max_body_bytes:
+            self.content = io.BytesIO()
+            self._refuse_too_large()
+            return
+        super().gotLength(length)
+        if admission is not None:
+            self._admit(admission)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        if self.body_refused:
+            return
+        # A Content-Length body cannot exceed its declared length (Twisted
+        # stops there); a chunked one can, and is counted as it comes.
+        self._body_received += len(data)
+        if self._body_received > self._max_body_bytes:
+            self._refuse_too_large()
+            return
+        site = self._revenge_site
+        if site is not None and self._headers_done:
+            # Checked as data arrives; a client that sends nothing at all is
+            # cut by the idle timeout instead.
+            allowed = site.headers_timeout + self._body_received / site.min_body_rate
+            if time.monotonic() - self._headers_done > allowed:
+                self.refuse(
+                    408,
+                    "request_timeout",
+                    f"the request body arrives slower than {site.min_body_rate:g} bytes/s",
+                )
+                return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
+        if self.body_refused:
+            return  # answered already; the route must not run
+        if self._admission_pending:
+            # The whole body is in, but it is not admitted yet: wait.
+            self._waiting_request_line = (command, path, version)
+            return
+        super().requestReceived(command, path, version)
+
+    # Admission: a route's decision, before the body is read.
+
+    def _admit(self, admission: Callable[[Any], Awaitable[Release | None]]) -> None:
+        self._admission_pending = True
+        expect = self.requestHeaders.getRawHeaders(b"Expect") or [b""]
+        if expect[0].lower() == b"100-continue":
+            # Twisted would answer "100 Continue" as soon as this returns,
+            # inviting the body before it is admitted; we say it later.
+            self.requestHeaders.removeHeader(b"Expect")
+            self._send_continue_when_admitted = self.clientproto == b"HTTP/1.1"
+
+        async def admit() -> Release | None:
+            return await admission(self)
+
+        def start() -> None:
+            # Log lines of the admission (a database error, say) carry the id.
+            current_request_id.set(self.request_id)
+            ensureDeferred(admit()).addCallbacks(self._admitted, self._not_admitted)
+
+        contextvars.copy_context().run(start)
+
+    def _admitted(self, release: Release | None) -> None:
+        self._admission_pending = False
+        if self._recorded:
+            # The client went away meanwhile: give back what was taken.
+            if release is not None:
+                release()
+            return
+        self._release = release
+        waiting, self._waiting_request_line = self._waiting_request_line, None
+        if waiting is not None:
+            super().requestReceived(*waiting)
+        elif self._send_continue_when_admitted:
+            transport = getattr(self.channel, "transport", None)
+            if transport is not None:
+                transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _not_admitted(self, failure: Failure) -> None:
+        self._admission_pending = False
+        if self._recorded:
+            return
+        error = failure.value
+        if isinstance(error, ApiError):
+            self.refuse(error.status, error.code, error.message, error.headers)
+            return
+        _log.failure(
+            "Admitting {method} {path} failed",
+            failure=failure,
+            method=self.method.decode("latin-1"),
+            path=self.path.decode("utf-8", "replace"),
+            request_id=self.request_id,
+        )
+        self.refuse(500, "internal_error", "internal server error")
+
+    # Refusing a request before its route runs.
+
+    def _refuse_too_large(self) -> None:
+        self.refuse(
+            413,
+            "too_large",
+            f"the request body is over the {self._max_body_bytes} bytes this route accepts",
+        )
+
+    def refuse(
+        self, status: int, code: str, message: str, headers: dict[bytes, bytes] | None = None
+    ) -> None:
+        """
+        Answer now, while the body may still be arriving (or not yet
+        admitted), and close the connection so nothing more is read; the
+        route never runs.
+        """
+        self.body_refused = True
+        # Twisted would otherwise send "100 Continue" after our answer.
+        self.requestHeaders.removeHeader(b"Expect")
+        self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+        for name, value in (headers or {}).items():
+            self.responseHeaders.setRawHeaders(name, [value])
+        body = error_body(self, status, code, message)
+        self.write(body)
+        channel = self.channel
+        # Not finish(): the channel is still parsing this request and expects
+        # it to stay queued until its body ends, which it now never does.
+        self._done(aborted=False)
+        if channel is not None:
+            channel.loseConnection()
+
+    def process(self) -> None:
+        if not self.request_id:
+            self._start()  # a request driven without gotLength (tests)
+        site = self._revenge_site
+        if site is not None:
             if site.draining:
                 # Twisted decides keep-alive from the request's Connection
                 # header; saying "close" here makes this response the
                 # connection's last, so clients reconnect to another replica.
                 self.requestHeaders.addRawHeader(b"Connection", b"close")
-        self.notifyFinish().addBoth(self._done)
         # Everything the resources do synchronously, and every coroutine they
         # start, inherits this context and so the id.
         context = contextvars.copy_context()
@@ -72,29 +289,50 @@ class RevengeRequest(Request):
         current_request_id.set(self.request_id)
         super().process()
 
-    def method_label(self) -> str:
-        method = self.method.decode("latin-1")
-        return method if method in _KNOWN_METHODS else "other"
+    def finish(self) -> None:
+        super().finish()
+        self._done(aborted=False)
 
-    def _done(self, result: object) -> None:
-        aborted = isinstance(result, Failure)
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802 (Twisted's name)
+        super().connectionLost(reason)
+        self._done(aborted=True)
+
+    def _done(self, aborted: bool) -> None:
+        # finish() and connectionLost() are overridden rather than using
+        # notifyFinish(): one Deferred less per request on the hot path.
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+        if self._recorded or not self.request_id:
+            return
+        self._recorded = True
         duration = time.monotonic() - self._arrived
         route = self.route_template or UNMATCHED_ROUTE
-        method = self.method_label()
+        method = self.method.decode("latin-1")
         if self._revenge_site is not None:
-            self._revenge_site.request_finished(self, method, route, aborted, duration)
-        _access_log.info(
-            "{method} {path} {status} {bytes}B {duration_ms}ms",
-            method=self.method.decode("latin-1"),
-            # The path without the query string: queries may carry secrets
-            # (presigned URLs) and are not needed to find the request again.
-            path=self.path.decode("utf-8", "replace"),
-            route=route,
-            status=self.code,
-            bytes=self.sentLength,
-            duration_ms=round(duration * 1000, 3),
-            aborted=aborted,
-            request_id=self.request_id,
+            label = method if method in _KNOWN_METHODS else "other"
+            self._revenge_site.request_finished(self, label, route, aborted, duration)
+        # Emitted straight to the logger's observer, as Logger.emit would, minus
+        # its per-call checks: this runs once per request.
+        _access_log.observer(
+            {
+                "log_logger": _access_log,
+                "log_level": LogLevel.info,
+                "log_namespace": _access_log.namespace,
+                "log_source": None,
+                "log_format": "{method} {path} {status} {bytes}B {duration_ms}ms",
+                "log_time": time.time(),
+                "method": method,
+                # The path without the query string: queries may carry secrets
+                # (presigned URLs) and are not needed to find the request again.
+                "path": self.path.decode("utf-8", "replace"),
+                "route": route,
+                "status": self.code,
+                "bytes": self.sentLength,
+                "duration_ms": round(duration * 1000, 3),
+                "aborted": aborted,
+                "request_id": self.request_id,
+            }
         )
 
     def processingFailed(self, reason: Failure) -> Failure:  # noqa: N802 (Twisted's name)
@@ -121,20 +359,197 @@ class RevengeRequest(Request):
         return reason
 
 
+class RevengeChannel(HTTPChannel):
+    """
+    HTTP/1.1 with Revenge's limits on what comes before a request's body:
+    at most ``MAX_HEADER_BYTES`` of request line and headers (414 for a
+    request line alone over it, else 431), at most ``MAX_HEADERS`` headers
+    (431), all of them within ``headers_timeout`` seconds of their first
+    byte (408). Twisted answers these before any request exists, with a bare
+    "400 Bad Request"; here every such answer, and Twisted's other 400s
+    (malformed request lines, headers, chunked bodies), is the usual JSON
+    error with an X-Request-ID, logged and counted like any response, and
+    the connection then closes.
+    """
+
+    maxHeaders = MAX_HEADERS
+    totalHeadersSize = MAX_HEADER_BYTES
+    # LineReceiver's cap on one line; past it Twisted would close silently.
+    MAX_LENGTH = MAX_HEADER_BYTES
+    headers_timeout = HEADERS_TIMEOUT
+    site: RevengeSite | None = None
+    _headers_deadline: IDelayedCall | None = None
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        # Line mode outside a request's handling means: reading a request
+        # line or headers (bytes of a next, pipelined request are buffered
+        # while one is handled, and come back through here after it).
+        if (
+            data
+            and self._headers_deadline is None
+            and self.line_mode
+            and not self._handlingRequest
+        ):
+            self._headers_deadline = self.callLater(self.headers_timeout, self._headers_too_slow)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:  # noqa: N802 (Twisted's name)
+        self._cancel_headers_deadline()
+        super().allHeadersReceived()
+
+    def lineReceived(self, line: bytes) -> None:  # noqa: N802 (Twisted's name)
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._headers_too_large()
+            return
+        super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:  # noqa: N802 (Twisted's name)
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._answer_and_close(431, "too_many_headers", f"send at most {self.maxHeaders} headers")
+            return False
+        accepted: bool = super().headerReceived(line)
+        return accepted
+
+    def lineLengthExceeded(self, line: bytes) -> None:  # noqa: N802 (Twisted's name)
+        self._headers_too_large()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:  # noqa: N802 (Twisted's name)
+        # Twisted's one way of refusing what it cannot parse; no hook is public.
+        self._answer_and_close(400, "bad_request", "the request is malformed")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        self._cancel_headers_deadline()
+        super().connectionLost(reason)
+
+    def _cancel_headers_deadline(self) -> None:
+        deadline, self._headers_deadline = self._headers_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def _headers_too_slow(self) -> None:
+        self._headers_deadline = None
+        self._answer_and_close(
+            408,
+            "request_timeout",
+            f"the request line and headers must arrive within {self.headers_timeout:g}s",
+        )
+
+    def _headers_too_large(self) -> None:
+        if getattr(self, "_command", None) is None:
+            # Not even the request line is complete.
+            self._answer_and_close(
+                414, "uri_too_long", f"the request line is over {self.totalHeadersSize} bytes"
+            )
+            return
+        self._answer_and_close(
+            431,
+            "headers_too_large",
+            f"the request line and headers are over {self.totalHeadersSize} bytes",
+        )
+
+    def _answer_and_close(self, status: int, code: str, message: str) -> None:
+        self._cancel_headers_deadline()
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnecting", False):
+            return  # answered already
+        request = self.requests[-1] if self.requests else None
+        if isinstance(request, RevengeRequest) and request.request_id:
+            # The headers were in (a malformed chunked body, say): the request
+            # answers, with its id, access log line and metrics.
+            if not request.body_refused and not request.startedWriting:
+                request.refuse(status, code, message)
+            else:
+                self.loseConnection()
+            return
+        client_ids = None if request is None else request.requestHeaders.getRawHeaders(
+            REQUEST_ID_HEADER
+        )
+        request_id = choose_request_id(client_ids)
+        body = (
+            json.dumps(
+                {"error": {"code": code, "message": message, "request_id": request_id}},
+                separators=(",", ":"),
+            ).encode("utf-8")
+            + b"\n"
+        )
+        head = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n%s: %s\r\n\r\n"
+            % (status, _REASONS[status], len(body), REQUEST_ID_HEADER, request_id.encode("ascii"))
+        )
+        transport.write(head + body)
+        self._record_refusal(status, request_id, len(body))
+        self.loseConnection()
+        if self.abortTimeout is not None and self._abortingCall is None:
+            # A client that reads nothing must not keep the connection open.
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+
+    def _record_refusal(self, status: int, request_id: str, sent: int) -> None:
+        """The access log line and request count of an answer no request object gave."""
+        method = getattr(self, "_command", None)
+        method_text = method.decode("latin-1") if isinstance(method, bytes) else ""
+        uri = getattr(self, "_path", None)
+        path = uri.split(b"?", 1)[0].decode("utf-8", "replace") if isinstance(uri, bytes) else ""
+        site = self.site
+        if site is not None and site.metrics is not None:
+            label = method_text if method_text in _KNOWN_METHODS else "other"
+            site.metrics.http_requests_total.labels(label, UNMATCHED_ROUTE, str(status)).inc()
+        _access_log.info(
+            "{method} {path} {status} {bytes}B {duration_ms}ms",
+            method=method_text,
+            path=path,
+            route=UNMATCHED_ROUTE,
+            status=status,
+            bytes=sent,
+            duration_ms=0.0,
+            aborted=False,
+            request_id=request_id,
+        )
+
+
 class RevengeSite(Site):
     """A ``Site`` of :class:`RevengeRequest` that counts requests in flight."""
 
     displayTracebacks = False
     # "Starting factory" lines say nothing the listening line does not.
     noisy = False
+    # HTTP/1.x only, with our limits (see RevengeChannel); no HTTP/2 here.
+    protocol = RevengeChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: IResource, metrics: Metrics | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: IResource,
+        metrics: Metrics | None = None,
+        body_limit: Callable[[bytes, bytes], BodyLimit] | None = None,
+        *,
+        headers_timeout: float = HEADERS_TIMEOUT,
+        min_body_rate: float = MIN_BODY_BYTES_PER_SECOND,
+        **kwargs: Any,
+    ) -> None:
+        """
+        ``body_limit(method, path)`` names the route a request line matches
+        and its body cap (``RevengeApp.body_limit``); without it every body is
+        capped at ``DEFAULT_MAX_BODY_BYTES``. ``timeout`` (Twisted's) closes
+        connections idle that long; ``headers_timeout`` and ``min_body_rate``
+        bound slow clients (see the module's constants).
+        """
         super().__init__(resource, requestFactory=RevengeRequest, **kwargs)
         self.metrics = metrics
+        self.body_limit: Callable[[bytes, bytes], BodyLimit] = body_limit or (
+            lambda method, path: NO_ROUTE_BODY_LIMIT
+        )
+        self.headers_timeout = headers_timeout
+        self.min_body_rate = min_body_rate
         self.in_flight: set[RevengeRequest] = set()
         self.draining = False
+        self._metric_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._idle_waiters: list[Deferred[None]] = []
 
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (Twisted's name)
+        channel = super().buildProtocol(addr)
+        if isinstance(channel, RevengeChannel):
+            channel.headers_timeout = self.headers_timeout
+        return channel
 
     def log(self, request: Any) -> None:
         """Replaced by the structured access log line of :class:`RevengeRequest`."""
@@ -148,8 +563,18 @@ class RevengeSite(Site):
         self.in_flight.discard(request)
         if self.metrics is not None:
             status = "aborted" if aborted else str(request.code)
-            self.metrics.http_requests_total.labels(method, route, status).inc()
-            self.metrics.http_request_duration_seconds.labels(method, route).observe(duration)
+            # labels() takes a lock and builds a key each time; the children
+            # are few (routes x methods x statuses), so keep them.
+            key = (method, route, status)
+            children = self._metric_children.get(key)
+            if children is None:
+                children = (
+                    self.metrics.http_requests_total.labels(method, route, status),
+                    self.metrics.http_request_duration_seconds.labels(method, route),
+                )
+                self._metric_children[key] = children
+            children[0].inc()
+            children[1].observe(duration)
         if not self.in_flight:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Sequence
 
 REQUEST_ID_HEADER = b"X-Request-ID"
@@ -16,8 +16,20 @@ def is_valid_request_id(raw: bytes) -> bool:
     return _VALID.fullmatch(raw) is not None
 
 
+# A random (version 4) UUID: the version nibble and the RFC 4122 variant bits.
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """
+    A UUID4 string. Built from ``random`` rather than ``uuid.uuid4()``
+    (``os.urandom`` per call) because it runs for every request: an id must
+    be unique, not unguessable. The module-level generator is reseeded in a
+    forked child, so replicas never share a sequence.
+    """
+    digits = "%032x" % ((random.getrandbits(128) & _VERSION_MASK) | _VERSION_4)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def choose_request_id(client_values: Sequence[bytes] | None) -> str:

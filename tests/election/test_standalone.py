@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from revenge.election import IElection, LeadershipChange, StandaloneElection
 from revenge.providers import ELECTION_GROUP, create_provider
+from revenge.testing.election_contract import ElectionContract
 
 LEADING = LeadershipChange(is_leader=True, leader="node-a", term=1)
 
@@ -143,3 +144,12 @@ def test_factory_through_the_entry_point() -> None:
     assert isinstance(provider, StandaloneElection)
     assert provider.node_id == "node-b"
     assert provider.leader() == "node-b"
+
+
+class TestStandaloneElectionContract(ElectionContract):
+    # Nothing is elected: this node leads before start() and after stop().
+    always_leader = True
+
+    @pytest.fixture
+    def election(self) -> IElection:
+        return StandaloneElection("node-a")

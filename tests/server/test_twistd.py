@@ -56,8 +56,7 @@ def test_serves_health_and_logs_the_request_id_as_json(tmp_path):
             what="the 404's access log line",
         )
 
-        status, _, body = _get(server.url, "/readyz")
-        assert status == 200, body
+        server.wait_ready()
         status, _, body = _get(server.url, "/metrics")
         assert status == 200
         assert b'revenge_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in body
@@ -78,6 +77,8 @@ def test_sigterm_drains_a_slow_request_and_exits_0(tmp_path):
     )
     with ServerProcess(tmp_path / "node", env=env) as server:
         url = server.url
+        server.wait_ready()
+        marker.unlink()
         result: dict[str, object] = {}
 
         def slow_request() -> None:
@@ -202,3 +203,25 @@ def test_twistd_help_lists_revenge(tmp_path):
     assert result.returncode == 0
     assert "revenge" in result.stdout
     assert sys.executable  # the same virtualenv runs the server
+
+
+def test_metrics_on_a_separate_listener(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    env = {"REVENGE_SERVER_METRICS_LISTEN": f"tcp:{metrics_port}:interface=127.0.0.1"}
+    with ServerProcess(tmp_path, env=env) as server:
+        assert _get(server.url, "/healthz")[0] == 200
+        status, _, _ = _get(server.url, "/metrics")
+        assert status == 404
+        server.wait_for_log(
+            lambda r: r.get("name") == "metrics" and r.get("port") == metrics_port,
+            what="the metrics listener",
+        )
+        status, headers, body = _get(f"http://127.0.0.1:{metrics_port}", "/metrics")
+        assert status == 200
+        assert headers["X-Request-ID"]
+        assert b'route="/healthz",status="200"' in body
+        assert server.stop() == 0

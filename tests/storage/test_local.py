@@ -28,8 +28,7 @@ from revenge.storage import (
     StorageError,
     validate_key,
 )
-
-from .contract import (
+from revenge.testing.storage_contract import (
     INVALID_KEYS,
     Boom,
     Collector,

@@ -1,10 +1,32 @@
 """
-The IStorage contract as a reusable test suite.
+The ``IStorage`` contract kit: the tests every storage provider passes, the
+built-ins (``local``, ``s3``) and third-party ones alike.
 
-A provider's tests subclass :class:`StorageContract` and override the
-``storage`` fixture (a fresh, empty store per test) and, when the backend can
-be broken on purpose, ``broken_storage`` (a store whose ``check()`` must fail).
-Only public behaviour is tested here; layout details belong to each provider.
+Use it from a provider's own test suite (pytest with pytest-twisted, both in
+Revenge's ``test`` extra)::
+
+    import pytest
+    from revenge.storage import IStorage
+    from revenge.testing.storage_contract import StorageContract
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self, tmp_path) -> IStorage:
+            return MyStorage(...)          # a fresh, empty store for every test
+
+        @pytest.fixture
+        def broken_storage(self) -> IStorage:
+            return MyStorage(...)          # optional: one whose check() must fail
+
+Fixtures may also be ``async`` (``pytest_twisted.async_yield_fixture``) to
+close the store after the test. Without ``broken_storage`` that one test is
+skipped. Only public behaviour is tested (streaming bodies, atomic
+overwrites, key validation, listing, ``check()``); layout details belong to
+each provider's own tests, which may reuse the helpers below (``pattern``,
+``read_body``, ``store_bytes``, ``expect_failure``, ``Collector`` ...).
+
+This module imports pytest: import it from tests only, never from code the
+server runs (``import revenge.testing`` alone does not import it).
 """
 
 from __future__ import annotations
@@ -16,7 +38,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IProducer
@@ -25,6 +46,25 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from revenge.storage import InvalidKey, IStorage, ObjectNotFound, StorageError, StoredObject
+from revenge.testing._pytest_twisted import twisted_test
+
+__all__ = [
+    "BIG",
+    "INVALID_KEYS",
+    "INVALID_PREFIXES",
+    "Boom",
+    "Collector",
+    "FailingBody",
+    "GatedBody",
+    "PausingCollector",
+    "StorageContract",
+    "all_keys",
+    "expect_failure",
+    "pattern",
+    "read_body",
+    "same_metadata",
+    "store_bytes",
+]
 
 # Large enough for many chunks, and not a multiple of any plausible chunk size.
 BIG = 5 * 1024 * 1024 + 12345
@@ -199,7 +239,7 @@ class StorageContract:
         assert verifyObject(IStorage, storage)
         assert isinstance(storage.name, str) and storage.name
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_round_trip_streams_a_large_body(self, storage: IStorage) -> None:
         data = pattern(BIG)
         stored = await storage.store("media/big.bin", io.BytesIO(data), "video/mp4", len(data))
@@ -221,14 +261,14 @@ class StorageContract:
         # Streamed in pieces, not handed over whole.
         assert len(collector.chunks) > 1
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_store_without_declared_length(self, storage: IStorage) -> None:
         data = pattern(200_000, seed=3)
         stored = await storage.store("k", io.BytesIO(data), "text/plain")
         assert stored.length == len(data)
         assert await read_body(await storage.get("k")) == data
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_empty_object(self, storage: IStorage) -> None:
         stored = await store_bytes(storage, "empty", b"", "text/plain")
         assert stored.length == 0
@@ -236,7 +276,7 @@ class StorageContract:
         assert fetched.length == 0
         assert await read_body(fetched) == b""
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_body_pauses_and_resumes(self, storage: IStorage) -> None:
         data = pattern(1024 * 1024, seed=5)
         await store_bytes(storage, "paused", data)
@@ -247,7 +287,7 @@ class StorageContract:
         assert collector.data == data
         assert collector.pauses > 1
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_overwrite_replaces_data_and_metadata(self, storage: IStorage) -> None:
         first = await store_bytes(storage, "doc", b"first version", "text/plain")
         second = await store_bytes(storage, "doc", b"second, longer version", "image/png")
@@ -258,7 +298,7 @@ class StorageContract:
         listed = await storage.list("")
         assert len(listed) == 1 and same_metadata(listed[0], second)
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_readers_see_the_old_object_during_an_overwrite(
         self, storage: IStorage
     ) -> None:
@@ -284,7 +324,7 @@ class StorageContract:
         assert await read_body(after) == new
 
     @pytest.mark.parametrize("delta", [-1, 1], ids=["shorter", "longer"])
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_length_mismatch_stores_nothing(self, storage: IStorage, delta: int) -> None:
         first = await store_bytes(storage, "avatar", b"the original", "image/gif")
         data = pattern(150_000, seed=4)
@@ -302,7 +342,7 @@ class StorageContract:
         assert not await storage.exists("fresh")
         assert await all_keys(storage) == ["avatar"]
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_body_failing_mid_read_stores_nothing(self, storage: IStorage) -> None:
         first = await store_bytes(storage, "avatar", b"the original", "image/gif")
         error = Boom("client went away")
@@ -321,12 +361,12 @@ class StorageContract:
         assert not await storage.exists("fresh")
         assert await all_keys(storage) == ["avatar"]
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_get_missing_object(self, storage: IStorage) -> None:
         error = await expect_failure(storage.get("no/such/object"), ObjectNotFound)
         assert isinstance(error, ObjectNotFound) and error.key == "no/such/object"
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_delete_is_idempotent(self, storage: IStorage) -> None:
         await storage.delete("never/stored")
         await store_bytes(storage, "users/ann/avatar", b"x")
@@ -337,7 +377,7 @@ class StorageContract:
         await storage.delete("users/ann/avatar")
         assert await all_keys(storage) == ["users/bob/avatar"]
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_exists(self, storage: IStorage) -> None:
         assert not await storage.exists("a/b")
         await store_bytes(storage, "a/b", b"x")
@@ -345,7 +385,7 @@ class StorageContract:
         # A key's "directories" are not objects.
         assert not await storage.exists("a")
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_a_key_and_keys_below_it_coexist(self, storage: IStorage) -> None:
         await store_bytes(storage, "a", b"parent")
         await store_bytes(storage, "a/b", b"child")
@@ -354,7 +394,7 @@ class StorageContract:
         await storage.delete("a")
         assert await all_keys(storage) == ["a/b"]
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_list_by_prefix(self, storage: IStorage) -> None:
         keys = [
             "avatars/bob",
@@ -399,7 +439,7 @@ class StorageContract:
         assert await storage.list("avatars/bob/") == []
 
     @pytest.mark.parametrize("key", INVALID_KEYS)
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_invalid_keys_are_refused(self, storage: IStorage, key: Any) -> None:
         operations: list[Callable[[], Deferred[Any]]] = [
             lambda: storage.store(key, io.BytesIO(b"data"), "text/plain", 4),
@@ -416,16 +456,16 @@ class StorageContract:
         assert await all_keys(storage) == []
 
     @pytest.mark.parametrize("prefix", INVALID_PREFIXES)
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_invalid_prefixes_are_refused(self, storage: IStorage, prefix: str) -> None:
         await store_bytes(storage, "x", b"x")
         await expect_failure(storage.list(prefix), InvalidKey)
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_check_succeeds(self, storage: IStorage) -> None:
         await storage.check()
 
-    @pytest_twisted.ensureDeferred
+    @twisted_test
     async def test_check_fails_when_the_backend_is_unusable(
         self, broken_storage: IStorage
     ) -> None:

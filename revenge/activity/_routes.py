@@ -1,0 +1,50 @@
+"""``GET /api/v1/activity?limit=&before=`` (admin), newest first."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from revenge.activity._record import DEFAULT_LIMIT, MAX_LIMIT, list_activity
+from revenge.auth import require_admin
+from revenge.web import ApiError, json_body
+
+if TYPE_CHECKING:
+    from revenge.server._server import Server
+
+
+def _positive_int_param(request: Any, name: str) -> int | None:
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, "bad_request", f"give {name} once")
+    text = values[0].decode("ascii", "replace")
+    if not text.isdigit() or int(text) < 1:
+        raise ApiError(400, "bad_request", f"{name} must be a positive integer")
+    return int(text)
+
+
+def install_activity_routes(server: Server) -> None:
+    database = server.database
+
+    @server.app.route("/api/v1/activity")
+    async def recent_activity(request: Any) -> bytes:
+        await require_admin(database, request)
+        requested = _positive_int_param(request, "limit")
+        # Over the cap is not an error: the client gets a full page.
+        limit = min(requested or DEFAULT_LIMIT, MAX_LIMIT)
+        before = _positive_int_param(request, "before")
+        entries = await database.read(
+            lambda connection: list_activity(connection, limit=limit, before=before)
+        )
+        # The cursor of the next page; None when this one was the last.
+        next_before = entries[-1].id if len(entries) == limit else None
+        return json_body(
+            request,
+            200,
+            {
+                "activity": [entry.to_json() for entry in entries],
+                "limit": limit,
+                "next_before": next_before,
+            },
+        )

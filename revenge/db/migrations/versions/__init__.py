@@ -1,0 +1,1 @@
+"""Schema revisions, one module each, applied in order of ``down_revision``."""

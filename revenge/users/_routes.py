@@ -1,0 +1,123 @@
+"""``POST /api/v1/users`` and ``DELETE /api/v1/users/<name>`` (DESIGN.md, "HTTP API")."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from revenge.auth import require_admin
+from revenge.storage import ObjectNotFound
+from revenge.users._store import (
+    USER_NAME_RULE,
+    UserExists,
+    create_user,
+    delete_user,
+    is_valid_user_name,
+)
+from revenge.web import ApiError, json_body
+
+if TYPE_CHECKING:
+    from revenge.server._server import Server
+
+_log = Logger(namespace="revenge.users")
+
+# A user is a name and a flag; anything bigger is not a request for one.
+MAX_BODY_BYTES = 16 * 1024
+_FIELDS = {"name", "admin"}
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
+
+
+def read_new_user(request: Any) -> tuple[str, bool]:
+    """The ``name`` and ``admin`` of a create-user body, or a 400 saying what is wrong."""
+    raw = request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _bad_request('the body is not valid JSON; send {"name": "...", "admin": false}')
+    if not isinstance(body, dict):
+        raise _bad_request('the body must be a JSON object: {"name": "...", "admin": false}')
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise _bad_request(f"unknown field(s): {', '.join(unknown)}; expected name and admin")
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise _bad_request('"name" is required and must be a string')
+    if not is_valid_user_name(name):
+        raise _bad_request(f'"name" must be {USER_NAME_RULE}')
+    admin = body.get("admin", False)
+    # bool only: 1 and "true" are not accepted as true.
+    if type(admin) is not bool:
+        raise _bad_request('"admin" must be true or false')
+    return name, admin
+
+
+def install_user_routes(server: Server) -> None:
+    database = server.database
+    storage = server.storage
+
+    @server.app.route("/api/v1/users", methods=["POST"])
+    async def add_user(request: Any) -> bytes:
+        admin = await require_admin(database, request)
+        name, is_admin = read_new_user(request)
+        try:
+            created = await database.write(
+                lambda connection: create_user(
+                    connection,
+                    name,
+                    is_admin=is_admin,
+                    node_id=database.node_id,
+                    actor=admin.name,
+                    via="api",
+                )
+            )
+        except UserExists:
+            raise ApiError(409, "conflict", f"user {name!r} already exists") from None
+        _log.info(
+            "user {user} created by {actor} (admin: {is_admin})",
+            user=name,
+            actor=admin.name,
+            is_admin=is_admin,
+        )
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json_body(
+            request,
+            201,
+            {"name": created.user.name, "admin": created.user.is_admin, "token": created.token},
+        )
+
+    @server.app.route("/api/v1/users/<name>", methods=["DELETE"])
+    async def remove_user(request: Any, name: str) -> bytes:
+        admin = await require_admin(database, request)
+        if not is_valid_user_name(name):
+            raise ApiError(404, "not_found", f"no user {name!r}")
+        deleted = await database.write(
+            lambda connection: delete_user(
+                connection, name, node_id=database.node_id, actor=admin.name, via="api"
+            )
+        )
+        if deleted is None:
+            raise ApiError(404, "not_found", f"no user {name!r}")
+        _log.info("user {user} deleted by {actor}", user=name, actor=admin.name)
+        if deleted.avatar_key is not None:
+            # After the commit: a failure here leaves an object nobody points
+            # to, which the orphan sweep removes, never a user without an avatar.
+            try:
+                await storage.delete(deleted.avatar_key)
+            except ObjectNotFound:
+                pass
+            except Exception as error:
+                _log.warn(
+                    "could not delete the avatar {key} of deleted user {user}: {reason}",
+                    key=deleted.avatar_key,
+                    user=name,
+                    reason=str(error),
+                )
+        request.setResponseCode(204)
+        return b""

@@ -1,0 +1,87 @@
+"""``revenge migrate`` and ``revenge user add``, run as the real command."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from revenge.auth import find_user_by_token, parse_token
+from revenge.db import create_database_engine, head_revision, read_transaction
+
+REVENGE = Path(sys.executable).with_name("revenge")
+
+
+def revenge(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    env.update({"REVENGE_DATABASE_URL": database_url, "REVENGE_DATA_DIR": str(tmp_path / "data")})
+    return subprocess.run(
+        [str(REVENGE), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_migrate_then_migrate_again(tmp_path: Path, empty_database_url: str):
+    first = revenge(tmp_path, empty_database_url, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"database schema upgraded from empty to {head_revision()}\n"
+    again = revenge(tmp_path, empty_database_url, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"database schema is current at {head_revision()}\n"
+
+
+def test_user_add_prints_the_token_once(tmp_path: Path, database_url: str):
+    added = revenge(tmp_path, database_url, "user", "add", "alice", "--admin")
+    assert added.returncode == 0, added.stderr
+    lines = added.stdout.splitlines()
+    assert len(lines) == 1
+    token = lines[0]
+    assert parse_token(token) is not None
+    assert token not in added.stderr
+    assert "shown this once" in added.stderr
+    engine = create_database_engine(database_url)
+    try:
+        with read_transaction(engine) as connection:
+            user = find_user_by_token(connection, token)
+    finally:
+        engine.dispose()
+    assert user is not None
+    assert (user.name, user.is_admin) == ("alice", True)
+
+    again = revenge(tmp_path, database_url, "user", "add", "alice")
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert again.stderr == "revenge: user 'alice' already exists\n"
+
+
+def test_user_add_on_a_new_database_migrates_it_first(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/new/revenge.db"
+    added = revenge(tmp_path, url, "user", "add", "first")
+    assert added.returncode == 0, added.stderr
+    assert parse_token(added.stdout.strip()) is not None
+
+
+@pytest.mark.parametrize("name", ["Alice", "with space"])
+def test_user_add_refuses_bad_names_in_one_line(tmp_path: Path, name: str):
+    result = revenge(tmp_path, f"sqlite:///{tmp_path}/revenge.db", "user", "add", name)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("revenge: invalid user name")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://revenge:hunter2@127.0.0.1:{port}/revenge"
+    for args in (["migrate"], ["user", "add", "alice"]):
+        result = revenge(tmp_path, url, *args)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("revenge: database postgresql://revenge:***@")
+        assert "hunter2" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr

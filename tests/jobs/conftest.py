@@ -1,0 +1,33 @@
+"""Fixtures of the scheduler tests: a fake clock and nodes sharing one database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor as global_reactor
+from twisted.internet.task import Clock
+
+from .helpers import FIRST_PERIOD, Cluster, boundary
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Ten seconds into a period."""
+    fake = Clock()
+    fake.advance(boundary(FIRST_PERIOD) + 10)
+    return fake
+
+
+@pytest_twisted.async_yield_fixture
+async def cluster(database_url: str, clock: Clock) -> AsyncIterator[Cluster]:
+    """Scheduler nodes on the test database (SQLite or PostgreSQL); stopped afterwards."""
+    made = Cluster(database_url, clock)
+    try:
+        yield made
+    finally:
+        for node in made.nodes:
+            if node.scheduler.running:
+                await node.scheduler.stopService().addTimeout(10, global_reactor)
+            node.database.engine.dispose()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from revenge.server._service import RevengeService
+from revenge.web import HealthChecks
+
+
+class Recorder(Service):
+    def __init__(self, name: str, log: list[str], hold: bool = False) -> None:
+        self.setName(name)
+        self.log = log
+        self.hold = hold
+        self.release: Deferred[None] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.append(f"start {self.name}")
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        self.log.append(f"stop {self.name}")
+        if self.hold:
+            self.release = Deferred()
+            return self.release
+        return None
+
+
+def test_children_stop_in_reverse_order_one_after_the_other():
+    log: list[str] = []
+    health = HealthChecks(Clock())
+    top = RevengeService(Clock(), health)
+    first = Recorder("database", log)
+    second = Recorder("web", log, hold=True)
+    third = Recorder("election", log)
+    for child in (first, second, third):
+        child.setServiceParent(top)
+    top.startService()
+    assert log == ["start database", "start web", "start election"]
+    stopped = top.stopService()
+    # Readiness turns at once, before any child has finished stopping.
+    assert health.draining
+    assert log[3:] == ["stop election", "stop web"]
+    assert not stopped.called
+    assert second.release is not None
+    second.release.callback(None)
+    assert log[3:] == ["stop election", "stop web", "stop database"]
+    assert stopped.called
+
+
+def test_a_failing_child_does_not_keep_the_others_running(captured_log):
+    log: list[str] = []
+    top = RevengeService(Clock(), HealthChecks(Clock()))
+
+    class Broken(Recorder):
+        def stopService(self) -> None:
+            super().stopService()
+            raise RuntimeError("cannot stop")
+
+    Recorder("database", log).setServiceParent(top)
+    Broken("web", log).setServiceParent(top)
+    top.startService()
+    stopped = top.stopService()
+    assert stopped.called
+    assert log[-2:] == ["stop web", "stop database"]
+    assert any(r["message"] == "stopping web failed" for r in captured_log.records)
