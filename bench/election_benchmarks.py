@@ -90,6 +90,8 @@ def _measure(
         "min_s": round(min(seconds), 3),
         "runs": runs,
         "over_1_5_s": sum(1 for s in seconds if s > 1.5),
+        # Every run's time, for the plot next to RESULTS.md (bench/_plot.py).
+        "samples_s": [round(s, 4) for s in seconds],
     }
 
 

@@ -5,8 +5,10 @@ Each benchmark is a function ``(quick: bool) -> dict of figures`` registered
 with :func:`benchmark`, which also states its target. Without names every
 registered benchmark runs. ``--json`` writes one JSON object per benchmark per
 line; otherwise a table. ``--results PATH`` also writes a markdown table (e.g.
-``bench/RESULTS.md``). The exit status is 1 when a benchmark fails to run, not
-when it misses its target: targets are reported, never enforced here.
+``bench/RESULTS.md``) and, beside it, ``failover.png``: the failover
+benchmark's runs (matplotlib, the ``bench`` extra). The exit status is 1
+when a benchmark fails to run, not when it misses its target: targets are
+reported, never enforced here.
 
 Everything talks to real processes on 127.0.0.1 only.
 """
@@ -39,6 +41,10 @@ from revenge.testing import ServerProcess, wait_until
 BENCH_DIR = Path(__file__).resolve().parent
 
 Figures = dict[str, Any]
+
+
+# The plot of the failover benchmark's runs, written beside --results.
+FAILOVER_PLOT = "failover.png"
 
 
 class Skipped(Exception):
@@ -487,8 +493,13 @@ def _format_value(value: Any) -> str:
 
 
 def _figures_text(record: Mapping[str, Any]) -> str:
+    # Per-run samples (lists) go to --json and the plot, not into the table.
     skip = {"name", "target", "met", "machine", "date"}
-    return ", ".join(f"{k}={_format_value(v)}" for k, v in record.items() if k not in skip)
+    return ", ".join(
+        f"{k}={_format_value(v)}"
+        for k, v in record.items()
+        if k not in skip and not isinstance(v, list)
+    )
 
 
 def _met_text(record: Mapping[str, Any]) -> str:
@@ -512,7 +523,14 @@ def render_table(records: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(records: Sequence[Mapping[str, Any]], host: Machine, date: str) -> str:
+def render_markdown(
+    records: Sequence[Mapping[str, Any]],
+    host: Machine,
+    date: str,
+    plot: str | None = None,
+    plot_missing: str | None = None,
+) -> str:
+    """The RESULTS.md table; ``plot`` is the failover PNG's file name beside it, if written."""
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
@@ -534,6 +552,10 @@ def render_markdown(records: Sequence[Mapping[str, Any]], host: Machine, date: s
             f"| {cell(str(r['name']))} | {cell(_figures_text(r))} | "
             f"{cell(str(r.get('target', '')))} | {_met_text(r)} |"
         )
+    if plot is not None:
+        lines += ["", "## Failover distribution", "", f"![failover distribution]({plot})"]
+    elif plot_missing is not None:
+        lines += ["", f"No failover plot: {plot_missing}."]
     return "\n".join(lines) + "\n"
 
 
@@ -600,19 +622,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(render_table(records))
     if args.results:
         date = records[0]["date"] if records else ""
-        Path(args.results).write_text(render_markdown(records, host, date))
+        results = Path(args.results)
+        plot_path = results.with_name(FAILOVER_PLOT)
+        missing = _plot.write_failover_plot(records, plot_path)
+        results.write_text(
+            render_markdown(
+                records,
+                host,
+                date,
+                plot=plot_path.name if missing is None else None,
+                plot_missing=missing,
+            )
+        )
     return 1 if any("error" in r for r in records) else 0
 
 
 # Benchmarks kept in their own modules (bench/ is on sys.path when run as a script).
+import _plot  # noqa: E402
 import election_benchmarks  # noqa: E402
 import job_benchmarks  # noqa: E402
 import media_benchmarks  # noqa: E402
+import postgres_election_benchmarks  # noqa: E402
+import rolling_restart_benchmarks  # noqa: E402
 import s3_benchmarks  # noqa: E402
 
 election_benchmarks.register(benchmark, Skipped)
 job_benchmarks.register(benchmark, Skipped)
 media_benchmarks.register(benchmark, Skipped)
+postgres_election_benchmarks.register(benchmark, Skipped)
+rolling_restart_benchmarks.register(benchmark, Skipped)
 s3_benchmarks.register(benchmark, Skipped)
 
 

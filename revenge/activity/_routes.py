@@ -12,16 +12,24 @@ if TYPE_CHECKING:
     from revenge.server._server import Server
 
 
+# Row ids are 64-bit signed integers in both databases; a larger number is
+# clamped to it (SQLite cannot even compare with one, and Python refuses to
+# parse integers of more than 4300 digits).
+_LARGEST_ROW_ID = 2**63 - 1
+
+
 def _positive_int_param(request: Any, name: str) -> int | None:
     values = request.args.get(name.encode("ascii"))
     if not values:
         return None
     if len(values) > 1:
         raise ApiError(400, "bad_request", f"give {name} once")
-    text = values[0].decode("ascii", "replace")
-    if not text.isdigit() or int(text) < 1:
+    digits = values[0].decode("ascii", "replace").lstrip("0")
+    if not digits or not digits.isdigit():
         raise ApiError(400, "bad_request", f"{name} must be a positive integer")
-    return int(text)
+    if len(digits) > len(str(_LARGEST_ROW_ID)):
+        return _LARGEST_ROW_ID
+    return min(int(digits), _LARGEST_ROW_ID)
 
 
 def install_activity_routes(server: Server) -> None:

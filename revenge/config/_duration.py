@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 # Seconds per unit. No months or years: their length varies, and ``1M``
 # versus ``1m`` is too easy to get wrong.
@@ -76,6 +77,17 @@ def format_duration(seconds: float) -> str:
     """
     if seconds < 0 or not math.isfinite(seconds):
         raise ValueError(f"cannot format duration {seconds!r}")
+    text = _readable(seconds)
+    # The readable form rounds fractions to nanoseconds and adds its parts up
+    # in floating point; where that does not give back this very number,
+    # plain seconds with every digit do, so that a printed configuration
+    # (revenge config check) loads back equal.
+    if parse_duration(text) != seconds:
+        text = _exact_decimal(seconds) + "s"
+    return text
+
+
+def _readable(seconds: float) -> str:
     if 0 < seconds < 1:
         milliseconds = seconds * 1000
         if milliseconds == int(milliseconds):
@@ -100,3 +112,9 @@ def format_duration(seconds: float) -> str:
 def _decimal(value: float) -> str:
     # Never exponent notation: parse_duration does not read "1e-05s".
     return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def _exact_decimal(value: float) -> str:
+    # repr is the shortest text that reads back as the same float; Decimal
+    # writes it out without an exponent.
+    return format(Decimal(repr(value)), "f")

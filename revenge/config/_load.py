@@ -188,7 +188,11 @@ def _from_yaml(key: Key, value: Any) -> Any:
             except ValueError as error:
                 raise ConfigError(str(error), key=key.name) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = float(value)
+            try:
+                seconds = float(value)
+            except OverflowError:
+                # A YAML integer too long for a float: refused just below.
+                seconds = math.inf
             if not math.isfinite(seconds) or seconds < 0:
                 raise ConfigError(
                     f"invalid duration {value!r} (must be a finite number of "

@@ -135,7 +135,7 @@ class Config:
     # The settings of the sections that installed distributions declare
     # (entry point group ``revenge.config``, docs/plugins.md), by section name.
     # Init-only, not a field: Config's fields are exactly Revenge's own keys,
-    # whatever is installed.
+    # whatever is installed. (So dataclasses.replace() does not carry them.)
     sections: InitVar[Mapping[str, Any] | None] = None
     # Set per instance by __post_init__; declared here so that it is no field.
     _sections: ClassVar[Mapping[str, Any]] = MappingProxyType({})

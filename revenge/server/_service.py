@@ -46,6 +46,12 @@ class RevengeService(MultiService):
         super().setServiceParent(parent)
 
     def startService(self) -> None:  # noqa: N802 (Twisted's name)
+        if self._handle_signals:
+            # Now, for a SIGTERM that arrives before the reactor runs, and
+            # again once it runs, because the reactor installs its own
+            # handlers on the way.
+            self._install_signal_handlers()
+            self._reactor.callWhenRunning(self._install_signal_handlers)
         try:
             super().startService()
         except StartupError as error:
@@ -54,8 +60,6 @@ class RevengeService(MultiService):
                 # Under twistd: exit non-zero with the one line above, no traceback.
                 raise SystemExit(1) from None
             raise
-        if self._handle_signals:
-            self._reactor.callWhenRunning(self._install_signal_handlers)
 
     def stopService(self) -> Deferred[None]:  # noqa: N802 (Twisted's name)
         self._health.start_draining()

@@ -61,8 +61,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from zope.interface.verify import verifyObject
 
-from revenge.election._interface import IElection, LeadershipChange
-from revenge.election._routes import cluster_status
+from revenge.election import IElection, LeadershipChange, cluster_status
 from revenge.testing._pytest_twisted import twisted_test
 
 __all__ = ["ElectionContract", "SubscriberLog", "eventually", "stop_all"]

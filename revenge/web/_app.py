@@ -7,7 +7,7 @@ with :meth:`RevengeApp.route`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from klein import Klein
@@ -30,13 +30,21 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-# Undoes what an admission took (a slot, say) once its request has ended.
-Release = Callable[[], None]
+class Release(Protocol):
+    """Gives back what an admission took (a slot, say) once its request has ended."""
 
-# ``admit(request, url_args)``: decides, once a request's headers are in and
-# before its body is read, whether the body may come. It refuses by raising
-# ApiError (answered at once, the body unread) and may return a Release.
-Admission = Callable[[Any, Mapping[str, Any]], Awaitable["Release | None"]]
+    def __call__(self) -> None: ...
+
+
+class Admission(Protocol):
+    """
+    ``await admit(request, url_args)`` decides, once a request's headers are
+    in and before its body is read, whether the body may come. It refuses by
+    raising ApiError (answered at once, the body unread) and may return a
+    :class:`Release`.
+    """
+
+    def __call__(self, request: Any, url_args: Mapping[str, Any]) -> Awaitable[Release | None]: ...
 
 
 class BodyLimit(NamedTuple):

@@ -25,7 +25,9 @@ OPENAPI_ROUTE = "/api/v1/openapi.json"
 _OPERATION_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # werkzeug's ``<name>`` and ``<converter:name>`` (``<path:path>``).
-_WERKZEUG_ARGUMENT = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+_WERKZEUG_ARGUMENT = re.compile(
+    r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>"
+)
 
 
 def load_openapi_document() -> dict[str, Any]:

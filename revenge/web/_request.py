@@ -405,7 +405,9 @@ class RevengeChannel(HTTPChannel):
 
     def headerReceived(self, line: bytes) -> bool:  # noqa: N802 (Twisted's name)
         if self._receivedHeaderCount >= self.maxHeaders:
-            self._answer_and_close(431, "too_many_headers", f"send at most {self.maxHeaders} headers")
+            self._answer_and_close(
+                431, "too_many_headers", f"send at most {self.maxHeaders} headers"
+            )
             return False
         accepted: bool = super().headerReceived(line)
         return accepted

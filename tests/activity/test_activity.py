@@ -141,3 +141,18 @@ async def test_invalid_parameters_are_400(running_server):
         reply = await running_server.call("GET", f"/api/v1/activity?{query}", token=admin)
         assert reply.status == 400, query
         assert reply.body["error"]["code"] == "bad_request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_numbers_beyond_any_row_id_mean_every_row(running_server):
+    # Found by the API fuzzer: SQLite cannot compare with an integer over 64
+    # bits (a 500), and Python refuses to parse one of over 4300 digits.
+    admin = running_server.admin_token
+    everything = await running_server.call("GET", "/api/v1/activity", token=admin)
+    assert everything.status == 200 and everything.body["activity"]
+    for huge in ["9223372036854775808", "143575661800038526295284744454144", "9" * 5000]:
+        reply = await running_server.call(
+            "GET", f"/api/v1/activity?before={huge}&limit={huge}", token=admin
+        )
+        assert reply.status == 200, huge
+        assert reply.body["activity"] == everything.body["activity"]

@@ -66,3 +66,40 @@ def test_a_failing_child_does_not_keep_the_others_running(captured_log):
     assert stopped.called
     assert log[-2:] == ["stop web", "stop database"]
     assert any(r["message"] == "stopping web failed" for r in captured_log.records)
+
+
+def test_signal_handlers_are_ours_before_the_reactor_runs():
+    """
+    twistd opens the listener before the reactor runs; a SIGTERM in that
+    window must already reach our handler (a clean stop, exit 0), not the
+    default one.
+    """
+    import signal
+
+    class NotRunningReactor(Clock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.when_running: list[object] = []
+            self.from_thread: list[object] = []
+
+        def callWhenRunning(self, f, *a, **kw):
+            self.when_running.append(f)
+
+        def callFromThread(self, f, *a, **kw):
+            self.from_thread.append((f, a))
+
+    reactor = NotRunningReactor()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        top = RevengeService(reactor, HealthChecks(Clock()), handle_signals=True)
+        top.startService()
+        handler = signal.getsignal(signal.SIGTERM)
+        assert getattr(handler, "__self__", None) is top
+        assert signal.getsignal(signal.SIGINT) == handler
+        # Installed again once running: the reactor's own handlers replace ours.
+        assert len(reactor.when_running) == 1
+        handler(signal.SIGTERM, None)  # type: ignore[operator]
+        assert len(reactor.from_thread) == 1
+    finally:
+        for sig, previous in before.items():
+            signal.signal(sig, previous)

@@ -225,3 +225,4 @@ def test_metrics_on_a_separate_listener(tmp_path):
         assert headers["X-Request-ID"]
         assert b'route="/healthz",status="200"' in body
         assert server.stop() == 0
+

@@ -253,22 +253,32 @@ class Gate:
 
     def __init__(self) -> None:
         self.reached = threading.Event()
+        self.reached_at = 0.0
         self.opened = threading.Event()
 
     def hold(self) -> None:
+        self.reached_at = time.monotonic()
         self.reached.set()
         # Bounded, so that a broken test cannot hang the worker for ever.
         self.opened.wait(timeout=60)
 
 
-def gate_claims(node: PostgresElection, after: bool) -> Gate:
-    """Hold ``node``'s next claim before it is sent (``after``: before its answer returns)."""
-    gate = Gate()
+def gate_claims(node: PostgresElection, *where: str) -> list[Gate]:
+    """
+    Hold ``node``'s next claims, one gate each: ``"before"`` it is sent (its
+    start time already taken), or ``"after"`` it was answered, before the
+    answer returns. Later claims pass.
+    """
+    gates = [Gate() for _ in where]
+    pending = list(zip(where, gates))
     table: LeaseTable = node._table
     real_claim: Callable[..., int | None] = table.claim
 
     def claim(*args: Any) -> int | None:
-        if after:
+        if not pending:
+            return real_claim(*args)
+        moment, gate = pending.pop(0)
+        if moment == "after":
             term = real_claim(*args)
             gate.hold()
             return term
@@ -276,7 +286,7 @@ def gate_claims(node: PostgresElection, after: bool) -> Gate:
         return real_claim(*args)
 
     table.claim = claim  # type: ignore[method-assign]
-    return gate
+    return gates
 
 
 @pytest_twisted.ensureDeferred
@@ -289,7 +299,7 @@ async def test_a_paused_holder_is_replaced_and_does_not_lead_when_it_resumes(
     term = stale.term()
     await other.start()
     # Its renewal stalls (as in a paused process) after taking its start time.
-    gate = gate_claims(stale, after=False)
+    (gate,) = gate_claims(stale, "before")
     await eventually(gate.reached.is_set, "the renewal to stall", DEADLINE_S)
     await eventually(lambda: not stale.is_leader(), "the stalled node to stop leading", DEADLINE_S)
     await eventually(other.is_leader, "the other node to take over", DEADLINE_S)
@@ -313,20 +323,28 @@ async def test_a_late_answer_renews_nothing(pair: list[PostgresElection]) -> Non
     await node.start()
     await eventually(node.is_leader, "leadership", DEADLINE_S)
     term = node.term()
-    # The renewal reaches the database, but its answer comes back after the
-    # lease it would have renewed has run out here.
-    gate = gate_claims(node, after=True)
-    await eventually(gate.reached.is_set, "the renewal to be answered", DEADLINE_S)
-    await eventually(lambda: not node.is_leader(), "the lease to run out here", DEADLINE_S)
-    before = node._tenure
-    gate.opened.set()
-    # The answer arrives: it must not make the node leader again by itself...
-    await eventually(lambda: node._tenure is not before, "the late answer", DEADLINE_S)
+    # A renewal reaches the database, but its answer comes back after the
+    # lease it would have renewed has run out here; the claim after it is
+    # held before it is sent, so that only the late answer is in play.
+    late, next_claim = gate_claims(node, "after", "before")
+    await eventually(late.reached.is_set, "the renewal to be answered", DEADLINE_S)
+    # Later than the lease this very renewal would give, counted from its start.
+    await eventually(
+        lambda: time.monotonic() > late.reached_at + FAST["lease"],
+        "the renewed lease to run out here too",
+        DEADLINE_S,
+    )
     assert not node.is_leader()
-    # ...while the next, timely renewal does, in the same term: nobody else
-    # took the lease in between.
-    await eventually(node.is_leader, "a timely renewal", DEADLINE_S)
-    assert node.term() == term
+    late.opened.set()
+    await eventually(next_claim.reached.is_set, "the late answer to be handled", DEADLINE_S)
+    # The late answer did not make it leader again...
+    assert not node.is_leader()
+    assert node.status()["postgres"]["lease_remaining_seconds"] is None
+    next_claim.opened.set()
+    # ...the next, timely claim does. By then the lease had run out in the
+    # database too, so it is a new acquisition, in a new term.
+    await eventually(node.is_leader, "a timely claim", DEADLINE_S)
+    assert node.term() == term + 1
 
 
 @pytest_twisted.ensureDeferred
