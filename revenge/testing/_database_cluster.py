@@ -8,8 +8,6 @@ reads ``GET /api/v1/cluster`` on every node.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import subprocess
@@ -19,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from revenge.testing._process import ServerProcess, wait_until
+from revenge.testing._process import ServerProcess, fetch_cluster_status, wait_until
 
 Status = dict[str, Any]
 
@@ -133,21 +131,9 @@ class SharedDatabaseCluster:
         assert node.process is not None
         try:
             port = node.process.port
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            try:
-                connection.request(
-                    "GET", "/api/v1/cluster", headers={"Authorization": f"Bearer {self.token}"}
-                )
-                response = connection.getresponse()
-                body = response.read()
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException, TimeoutError, RuntimeError):
+        except (RuntimeError, TimeoutError):
             return None
-        if response.status != 200:
-            return None
-        status: Status = json.loads(body)
-        return status
+        return fetch_cluster_status(port, self.token, timeout)
 
     def agreed_leader(self, among: list[ClusterNode] | None = None) -> ClusterNode | None:
         """The one node of ``among`` (default: all running) that leads, if all of them name it."""

@@ -7,6 +7,7 @@ lines are collected as they arrive, and every wait has a deadline.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -22,6 +23,26 @@ from pathlib import Path
 from typing import Any
 
 LogRecord = dict[str, Any]
+
+
+def fetch_cluster_status(port: int, token: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    """A node's ``GET /api/v1/cluster`` (admin token), or None when it does not answer 200 in time."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            connection.request(
+                "GET", "/api/v1/cluster", headers={"Authorization": f"Bearer {token}"}
+            )
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException, TimeoutError):
+        return None
+    if response.status != 200:
+        return None
+    status: dict[str, Any] = json.loads(body)
+    return status
 
 
 def twistd_executable() -> str:

@@ -10,8 +10,6 @@ start, and a raft port on one loopback address chosen per cluster
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import random
 import secrets
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revenge.testing._process import ServerProcess, wait_until
+from revenge.testing._process import ServerProcess, fetch_cluster_status, wait_until
 
 Status = dict[str, Any]
 
@@ -186,21 +184,9 @@ class RaftCluster:
         assert node.process is not None
         try:
             port = node.process.port
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            try:
-                connection.request(
-                    "GET", "/api/v1/cluster", headers={"Authorization": f"Bearer {node.token}"}
-                )
-                response = connection.getresponse()
-                body = response.read()
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException, TimeoutError, RuntimeError):
+        except (RuntimeError, TimeoutError):
             return None
-        if response.status != 200:
-            return None
-        status: Status = json.loads(body)
-        return status
+        return fetch_cluster_status(port, node.token, timeout)
 
     def leaders(self, among: list[RaftNode] | None = None, timeout: float = 1.0) -> list[RaftNode]:
         """The nodes (of ``among``, default all running) that now say they lead."""
