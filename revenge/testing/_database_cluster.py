@@ -9,7 +9,6 @@ reads ``GET /api/v1/cluster`` on every node.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -111,10 +110,8 @@ class SharedDatabaseCluster:
         """Kill every node still running (SIGCONT first: it may be stopped)."""
         for node in self.nodes:
             if node.running:
-                assert node.process is not None and node.process.process is not None
-                node.process.process.send_signal(signal.SIGCONT)
-                node.process.process.kill()
-                node.process.wait(30)
+                assert node.process is not None
+                node.process.kill()
 
     def __enter__(self) -> SharedDatabaseCluster:
         return self.start()

@@ -231,7 +231,12 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGCONT (it may be stopped), then SIGKILL and reap, if it still runs."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.kill()
-            self.wait(10)
+            self.wait(timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill(10)

@@ -164,10 +164,8 @@ class RaftCluster:
         """Stop every node still running: SIGCONT (it may be stopped), then SIGKILL."""
         for node in self.nodes:
             if node.running:
-                assert node.process is not None and node.process.process is not None
-                node.process.process.send_signal(signal.SIGCONT)
-                node.process.process.kill()
-                node.process.wait(30)
+                assert node.process is not None
+                node.process.kill()
 
     def __enter__(self) -> RaftCluster:
         return self.start()
