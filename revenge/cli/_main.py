@@ -88,6 +88,17 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- revenge raft secret -------------------------------------------------------
+
+
+def _raft_secret(args: argparse.Namespace) -> int:
+    # Imported here: the other commands need not pay for it.
+    from revenge.config import generate_secret
+
+    sys.stdout.write(generate_secret() + "\n")
+    return 0
+
+
 # -- the registry ----------------------------------------------------------------
 # The database commands live in revenge/cli/_database.py, which imports this
 # module; these forward to it on use.
@@ -133,6 +144,7 @@ def _configure_cluster_status(parser: argparse.ArgumentParser) -> None:
 GROUP_HELP: dict[str, str] = {
     "cluster": "inspect the cluster",
     "config": "inspect the configuration",
+    "raft": "help with the raft election",
     "storage": "manage the storage backend",
     "user": "manage users",
 }
@@ -195,6 +207,16 @@ COMMANDS: tuple[Command, ...] = (
         run=_cluster_status,
         configure=_configure_cluster_status,
         uses_config=True,
+    ),
+    Command(
+        words=("raft", "secret"),
+        help="print a new random raft.secret",
+        description=(
+            "Print a new random secret for raft.secret (REVENGE_RAFT_SECRET): 48 random "
+            "bytes as URL-safe base64. Give every node of a cluster the same one; "
+            "startup refuses a secret shorter than 32 bytes or with little entropy."
+        ),
+        run=_raft_secret,
     ),
 )
 

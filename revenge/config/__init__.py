@@ -35,10 +35,12 @@ from revenge.config._schema import (
     secret_setting,
     url_setting,
 )
+from revenge.config._secret import SECRET_HINT, generate_secret, secret_problem
 from revenge.config._sections import SECTION_GROUP, InstalledSection, installed_sections
 
 __all__ = [
     "DEFAULT_FILE",
+    "SECRET_HINT",
     "SECTION_GROUP",
     "CleanupJobConfig",
     "Config",
@@ -56,12 +58,14 @@ __all__ = [
     "config_keys",
     "duration_setting",
     "format_duration",
+    "generate_secret",
     "installed_sections",
     "load_config",
     "parse_duration",
     "redact_url",
     "redacted",
     "resolve_config_path",
+    "secret_problem",
     "secret_setting",
     "unknown_environment",
     "url_setting",

@@ -21,6 +21,7 @@ from revenge.config._duration import parse_duration
 from revenge.config._errors import ConfigError
 from revenge.config._keys import ENV_PREFIX, Key, Schema, schema
 from revenge.config._schema import Config
+from revenge.config._secret import SECRET_HINT, secret_problem
 from revenge.config._sections import full_schema
 
 DEFAULT_FILE = "revenge.yaml"
@@ -390,10 +391,12 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "media.tv_paths": _check_paths,
     "media.music_paths": _check_paths,
     "election.backend": _check_non_empty,
+    "election.step_down_after": _check_positive,
     "raft.bind_addr": _check_address,
     "raft.advertise_addr": _check_address,
     "raft.peers": _check_addresses,
     "raft.data_dir": _check_non_empty,
+    "raft.compaction_interval": _check_positive,
     "jobs.cleanup.interval": _check_positive,
     "jobs.cleanup.activity_retention": _check_positive,
 }
@@ -458,6 +461,14 @@ def _check_together(values: Mapping[str, _Value]) -> None:
             "(set REVENGE_RAFT_SECRET to the same random value on every node)",
             key="raft.secret",
         )
+    if value("election.backend") == "raft":
+        problem = secret_problem(value("raft.secret"))
+        if problem is not None:
+            # The message names what is wrong, never the value.
+            raise ConfigError(
+                f"{problem} (it guards code execution on the raft port); {SECRET_HINT}",
+                key="raft.secret",
+            )
     if value("storage.backend") == "s3":
         if not value("storage.s3.bucket"):
             raise ConfigError(

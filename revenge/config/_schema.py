@@ -1,6 +1,6 @@
 """
 The configuration tree: frozen dataclasses whose fields are exactly the keys
-of DESIGN.md's "Configuration" table.
+of docs/design.md's "Configuration" table.
 
 Field metadata tells the loader how to read and show a value; the helpers
 :func:`secret_setting`, :func:`duration_setting` and :func:`url_setting` set
@@ -99,6 +99,10 @@ class MediaConfig:
 @dataclass(frozen=True)
 class ElectionConfig:
     backend: str = "standalone"
+    # A leader whose database (or storage) has failed for this long hands
+    # leadership to a node that can reach it; a node in that state does not
+    # seek leadership (docs/jobs.md, "Leadership follows the work").
+    step_down_after: float = duration_setting(2.0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class RaftConfig:
     peers: tuple[str, ...] = ()
     data_dir: str = "{data_dir}/raft"
     secret: str = secret_setting()
+    # How often the raft log is compacted into {raft.data_dir}/snapshot.json.
+    compaction_interval: float = duration_setting(300.0)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from revenge.db._migrate import (
     upgrade_schema,
 )
 from revenge.db._schema import (
+    REASON_MAX,
     activity,
     election_terms,
     job_fences,
@@ -38,6 +39,7 @@ from revenge.db._terms import advance_term, read_term
 from revenge.db._types import UtcDateTime, utc_now
 
 __all__ = [
+    "REASON_MAX",
     "Database",
     "DatabaseService",
     "DatabaseUnavailable",

@@ -34,8 +34,11 @@ def describe_database_error(error: BaseException) -> str:
 
     SQLAlchemy's own message appends the SQL statement and its parameters,
     which may hold token hashes or user data; only the driver's first line is
-    kept. Driver messages name host, port and user, never a password.
+    kept. Driver messages name host, port and user, never a password. A
+    :class:`DatabaseUnavailable` is described by its reason.
     """
+    if isinstance(error, DatabaseUnavailable):
+        return error.reason[:_MAX_REASON]
     cause: BaseException = error
     if isinstance(error, DBAPIError) and error.orig is not None:
         cause = error.orig

@@ -38,6 +38,8 @@ NODE_ID_MAX = 255
 REQUEST_ID_MAX = 128
 STORAGE_KEY_MAX = 1024
 JOB_NAME_MAX = 64
+# A run's reason is cut to fit.
+REASON_MAX = 500
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -86,6 +88,8 @@ job_runs = Table(
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("result", String(32), nullable=True),
+    # Why the run ended so, when that is not obvious (an abandoned run).
+    Column("reason", String(REASON_MAX), nullable=True),
     UniqueConstraint("job", "period"),
 )
 

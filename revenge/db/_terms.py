@@ -1,6 +1,6 @@
 """
 Election terms: monotonic counters in ``election_terms`` that election
-backends draw fencing tokens from (DESIGN.md, "Periodic jobs").
+backends draw fencing tokens from (docs/design.md, "Periodic jobs").
 """
 
 from __future__ import annotations

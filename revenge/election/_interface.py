@@ -1,4 +1,4 @@
-"""The leader election contract (see DESIGN.md, "Interfaces")."""
+"""The leader election contract (see docs/design.md, "Interfaces")."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ class IElection(Interface):
 
     def subscribe(callback: Callable[[LeadershipChange], None]) -> Callable[[], None]:
         """Call ``callback`` on every change (on the reactor thread); returns an unsubscribe function."""
+
+
+class IYieldingElection(Interface):
+    """
+    An election that can be told whether this node can do the leader's work
+    (reach the database and storage). While it cannot, it hands leadership to
+    a node that can and does not seek leadership itself, as far as the
+    backend allows (docs/jobs.md, "Leadership follows the work").
+    """
+
+    def set_eligible(eligible: bool, reason: str | None) -> None:
+        """Called on the reactor thread whenever this node's ability changes."""
+
+
+class IElectionHealth(Interface):
+    """An election whose own machinery can fail; ``/readyz`` includes its check."""
+
+    def check() -> Deferred[None]:
+        """Fires when the election works; fails (naming why) while it does not."""

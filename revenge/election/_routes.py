@@ -1,8 +1,8 @@
-"""``GET /api/v1/cluster`` (DESIGN.md, "HTTP API"): this node's view of the election."""
+"""``GET /api/v1/cluster`` (docs/design.md, "HTTP API"): this node's view of the election."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from revenge.auth import require_admin
 from revenge.election._interface import IElection
@@ -12,11 +12,20 @@ if TYPE_CHECKING:
     from revenge.server._server import Server
 
 
-def cluster_status(election: IElection) -> dict[str, Any]:
+class EligibilityStatus(Protocol):
+    """Whether this node can do the leader's work (revenge.jobs.Eligibility)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def cluster_status(
+    election: IElection, eligibility: EligibilityStatus | None = None
+) -> dict[str, Any]:
     """
     The ``/api/v1/cluster`` body. The interface's answers come first; the
     provider's own ``status()`` may restate them (raft does, from one
-    snapshot, so that its fields agree with each other) and adds its details.
+    snapshot, so that its fields agree with each other) and adds its details;
+    then whether this node could lead (``eligible``, ``ineligible_reason``).
     """
     body: dict[str, Any] = {
         "node_id": election.node_id,
@@ -26,14 +35,17 @@ def cluster_status(election: IElection) -> dict[str, Any]:
         "term": election.term(),
     }
     body.update(election.status())
+    if eligibility is not None:
+        body.update(eligibility.status())
     return body
 
 
 def install_cluster_routes(server: Server) -> None:
     election = server.election
     database = server.database
+    eligibility = server.eligibility
 
     @server.app.route("/api/v1/cluster")
     async def cluster(request: Any) -> bytes:
         await require_admin(database, request)
-        return json_body(request, 200, cluster_status(election))
+        return json_body(request, 200, cluster_status(election, eligibility))

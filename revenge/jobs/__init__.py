@@ -11,10 +11,14 @@ from revenge.jobs._activity_cleanup import (
     delete_expired_batch,
 )
 from revenge.jobs._avatar_sweep import AVATAR_SWEEP, ORPHAN_MIN_AGE_S, AvatarSweep
+from revenge.jobs._eligibility import Eligibility
 from revenge.jobs._fence import LEADER_TERM_COUNTER, Fenced, pass_fence, take_office
 from revenge.jobs._job import Job, JobRun, RunInterrupted, write_fenced
 from revenge.jobs._ledger import (
+    ABANDONED,
+    ERROR,
     RECENT_RUNS,
+    SUCCESS,
     Claim,
     ClaimOutcome,
     LedgerRow,
@@ -22,28 +26,24 @@ from revenge.jobs._ledger import (
     finish_run,
     recent_runs,
 )
+from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag
 from revenge.jobs._routes import install_job_routes
-from revenge.jobs._scheduler import (
-    ERROR,
+from revenge.jobs._runner import (
     FENCED,
-    MAX_TICK_S,
     RESULTS,
     SKIPPED_ALREADY_RAN,
     SKIPPED_NOT_LEADER,
-    SUCCESS,
     JobBusy,
-    JobScheduler,
     NoFencingTerm,
     NotLeader,
     RunReport,
     UnknownJob,
-    period_of,
-    tick_interval,
-    tick_lag,
 )
+from revenge.jobs._scheduler import JobScheduler
 from revenge.jobs._setup import create_scheduler
 
 __all__ = [
+    "ABANDONED",
     "ACTIVITY_CLEANUP",
     "AVATAR_SWEEP",
     "DEFAULT_BATCH_SIZE",
@@ -61,6 +61,7 @@ __all__ = [
     "AvatarSweep",
     "Claim",
     "ClaimOutcome",
+    "Eligibility",
     "Fenced",
     "Job",
     "JobBusy",

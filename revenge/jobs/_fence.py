@@ -28,11 +28,18 @@ from revenge.db import advance_term, job_fences
 # The name of the counter in ``election_terms`` that fencing terms come from.
 LEADER_TERM_COUNTER = "leader"
 
-# PostgreSQL ends a session that sits idle inside a fenced transaction for this
-# long: a leader stopped (SIGSTOP, a frozen VM) between two statements would
-# otherwise hold the fence row's lock, and the next leader would wait for it
-# to wake up before it could take office or run anything.
-IDLE_IN_FENCED_TRANSACTION_MS = 5000
+# On PostgreSQL every fenced transaction bounds how long it can hold or wait
+# for a lock (docs/jobs.md, "No lock held across a pause"):
+# - a session that sits idle inside one for this long is ended by the server:
+#   a leader stopped between two statements (SIGSTOP, a frozen VM, a network
+#   cut) holds the fence row and its claim's row only this long, so its
+#   successor waits at most about a second to take office;
+IDLE_IN_FENCED_TRANSACTION_MS = 1000
+# - a statement waits this long for a lock, then fails (and is retried): long
+#   enough to outlast a frozen holder's idle timeout above;
+FENCED_LOCK_TIMEOUT_MS = 2000
+# - and no statement of a job runs longer than this.
+FENCED_STATEMENT_TIMEOUT_MS = 30000
 
 
 class Fenced(Exception):
@@ -46,11 +53,20 @@ class Fenced(Exception):
         self.fence_term = fence_term
 
 
-def _bound_idle_time(connection: Connection) -> None:
+def bound_waits(connection: Connection) -> None:
+    """The time bounds above, for the rest of this transaction (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
         connection.execute(
-            text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)"),
-            {"ms": str(IDLE_IN_FENCED_TRANSACTION_MS)},
+            text(
+                "SELECT set_config('idle_in_transaction_session_timeout', :idle, true),"
+                " set_config('lock_timeout', :lock, true),"
+                " set_config('statement_timeout', :statement, true)"
+            ),
+            {
+                "idle": str(IDLE_IN_FENCED_TRANSACTION_MS),
+                "lock": str(FENCED_LOCK_TIMEOUT_MS),
+                "statement": str(FENCED_STATEMENT_TIMEOUT_MS),
+            },
         )
 
 
@@ -88,7 +104,7 @@ def pass_fence(connection: Connection, job: str, term: int) -> None:
     ``term``, or raise :class:`Fenced` (the caller lets it roll the transaction
     back). Holds the fence row's lock until the transaction ends.
     """
-    _bound_idle_time(connection)
+    bound_waits(connection)
     if not _raise_fence(connection, job, term):
         held = connection.execute(
             job_fences.select().where(job_fences.c.job == job)
@@ -102,7 +118,7 @@ def take_office(connection: Connection, node_id: str, jobs: Iterable[str]) -> in
     in ``jobs`` to it, in one transaction; returns the term. From the commit
     on, every write of an older term to these jobs is refused.
     """
-    _bound_idle_time(connection)
+    bound_waits(connection)
     term = advance_term(connection, LEADER_TERM_COUNTER, node_id)
     # Sorted: two nodes taking office at once lock the rows in the same order.
     for job in sorted(set(jobs)):

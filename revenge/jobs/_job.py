@@ -72,7 +72,9 @@ class JobRun:
         self.node_id = node_id
         self.period = period
         self.request_id = request_id
-        self.database = database
+        # Private: a job reaches the database only through write() (the
+        # fence) and read().
+        self._database = database
         self._ensure_current = ensure_current
         # Written to the run's activity row.
         self.details: dict[str, Any] = {}
@@ -89,9 +91,9 @@ class JobRun:
     async def write(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction through the fence (see :func:`write_fenced`)."""
         self.ensure_current()
-        return await write_fenced(self.database, self.job, self.term, work)
+        return await write_fenced(self._database, self.job, self.term, work)
 
     async def read(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in a read-only transaction (no fence: it changes nothing)."""
         self.ensure_current()
-        return await self.database.read(work)
+        return await self._database.read(work)

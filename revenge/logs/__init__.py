@@ -4,6 +4,7 @@ from revenge.logs._context import (
     carry_context,
     current_request_id,
     get_request_id,
+    new_request_id,
     run_in_thread,
 )
 from revenge.logs._observer import LOG_FORMATS, LineObserver, event_record, make_observer
@@ -16,5 +17,6 @@ __all__ = [
     "event_record",
     "get_request_id",
     "make_observer",
+    "new_request_id",
     "run_in_thread",
 ]

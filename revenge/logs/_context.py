@@ -11,6 +11,7 @@ callable with :func:`carry_context`, or use :func:`run_in_thread`.
 from __future__ import annotations
 
 import contextvars
+import random
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -24,6 +25,23 @@ _T = TypeVar("_T")
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "revenge_request_id", default=None
 )
+
+
+# A random (version 4) UUID: the version nibble and the RFC 4122 variant bits.
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """
+    A new id for a request or a job run: a UUID4 string. Built from
+    ``random`` rather than ``uuid.uuid4()`` (``os.urandom`` per call) because
+    it runs for every request: an id must be unique, not unguessable. The
+    module-level generator is reseeded in a forked child, so replicas never
+    share a sequence.
+    """
+    digits = "%032x" % ((random.getrandbits(128) & _VERSION_MASK) | _VERSION_4)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def get_request_id() -> str | None:

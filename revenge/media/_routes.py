@@ -1,6 +1,6 @@
 """
 ``GET /api/v1/libraries``, ``GET /api/v1/libraries/<name>/items`` and
-``GET``/``HEAD /media/<library>/<path>`` (DESIGN.md, "HTTP API"; docs/media.md).
+``GET``/``HEAD /media/<library>/<path>`` (docs/design.md, "HTTP API"; docs/media.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-Every metric of DESIGN.md ("Metrics"), in one registry per server.
+Every metric of docs/design.md ("Metrics"), in one registry per server.
 
 A registry per :class:`Metrics` instance (not prometheus_client's global one)
 lets tests build as many servers in one process as they like.
@@ -56,6 +56,12 @@ class Metrics:
         self.election_has_quorum = Gauge(
             PREFIX + "election_has_quorum",
             "1 while this node sees a quorum (always 1 for standalone).",
+            registry=r,
+        )
+        self.election_eligible = Gauge(
+            PREFIX + "election_eligible",
+            "1 while this node can do the leader's work (its database and storage answer); "
+            "a node at 0 hands leadership over and does not seek it.",
             registry=r,
         )
         self.election_leader_changes_total = Counter(

@@ -13,10 +13,10 @@ from revenge.activity import install_activity_routes
 from revenge.avatars import install_avatar_routes
 from revenge.config import Config
 from revenge.db import Database, DatabaseService, DatabaseUrlError
-from revenge.election import IElection, LeadershipChange, install_cluster_routes
-from revenge.jobs import create_scheduler, install_job_routes
+from revenge.election import IElection, IElectionHealth, LeadershipChange, install_cluster_routes
+from revenge.jobs import Eligibility, create_scheduler, install_job_routes
 from revenge.media import install_media_routes
-from revenge.metrics import Metrics
+from revenge.metrics import IInstrumented, Metrics
 from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, create_provider
 from revenge.server._service import RevengeService
 from revenge.storage import IStorage
@@ -47,6 +47,7 @@ class Server:
     election: IElection
     service: RevengeService
     database: Database
+    eligibility: Eligibility
 
 
 class ElectionService(Service):
@@ -115,6 +116,10 @@ def build_server(
         raise StartupError(str(error)) from error
     health.register("database", database.check)
     health.register("storage", storage.check)
+    if IElectionHealth.providedBy(election):
+        health.register("election", IElectionHealth(election).check)
+    if IInstrumented.providedBy(election):
+        IInstrumented(election).instrument(metrics.registry)
     _track_election(election, metrics)
 
     separate_metrics = bool(config.server.metrics_listen)
@@ -148,11 +153,23 @@ def build_server(
             "metrics",
         ).setServiceParent(service)
     ElectionService(election).setServiceParent(service)
+    # What the leader's work needs, watched: a node that cannot reach it
+    # hands leadership over (docs/jobs.md, "Leadership follows the work").
+    eligibility = Eligibility(
+        {"database": database.check, "storage": storage.check},
+        election=election,
+        metrics=metrics,
+        clock=reactor,
+        bound=config.election.step_down_after,
+    )
+    eligibility.setServiceParent(service)
     # Last in, first out: jobs stop before the election hands leadership over.
     create_scheduler(
         config, reactor, database=database, election=election, storage=storage, metrics=metrics
     ).setServiceParent(service)
-    server = Server(config, reactor, metrics, health, app, storage, election, service, database)
+    server = Server(
+        config, reactor, metrics, health, app, storage, election, service, database, eligibility
+    )
     install_user_routes(server)
     install_avatar_routes(server)
     install_activity_routes(server)

@@ -1,4 +1,4 @@
-"""The storage provider contract (see DESIGN.md, "Interfaces")."""
+"""The storage provider contract (see docs/design.md, "Interfaces")."""
 
 from __future__ import annotations
 

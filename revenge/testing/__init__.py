@@ -6,9 +6,24 @@ so that importing this package never needs the test extra:
 :mod:`revenge.testing.storage_contract`, :mod:`revenge.testing.election_contract`
 and the ``postgres_server`` fixture in :mod:`revenge.testing.postgres`
 (docs/plugins.md).
+
+Network faults between real processes on loopback (Linux, root, nftables,
+cgroup v2; :func:`network_faults_unavailable` says why not):
+:class:`FaultyNetwork` for a :class:`RaftCluster`, built from
+:class:`NodeCgroups`, :class:`LoopbackFirewall` and :class:`DelayProxy`.
 """
 
 from revenge.testing._database_cluster import ClusterNode, SharedDatabaseCluster
+from revenge.testing._delay_proxy import DelayProxy
+from revenge.testing._faulty_network import FaultyNetwork
+from revenge.testing._netfaults import (
+    Fault,
+    LoopbackFirewall,
+    NftError,
+    NodeCgroup,
+    NodeCgroups,
+    network_faults_unavailable,
+)
 from revenge.testing._postgres import PostgresServer
 from revenge.testing._process import ServerProcess, twistd_executable, wait_until
 from revenge.testing._proxy import TcpProxy
@@ -16,6 +31,13 @@ from revenge.testing._raft_cluster import RaftCluster, RaftNode, free_raft_addre
 
 __all__ = [
     "ClusterNode",
+    "DelayProxy",
+    "Fault",
+    "FaultyNetwork",
+    "LoopbackFirewall",
+    "NftError",
+    "NodeCgroup",
+    "NodeCgroups",
     "PostgresServer",
     "RaftCluster",
     "RaftNode",
@@ -23,6 +45,7 @@ __all__ = [
     "SharedDatabaseCluster",
     "TcpProxy",
     "free_raft_addresses",
+    "network_faults_unavailable",
     "twistd_executable",
     "wait_until",
 ]

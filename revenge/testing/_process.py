@@ -74,6 +74,9 @@ class ServerProcess:
     """
     ``twistd --nodaemon --pidfile= revenge`` with ``--listen tcp:0:interface=127.0.0.1``
     unless ``args`` says otherwise; :attr:`port` is read from the log.
+    ``command_prefix`` goes in front of the twistd command, e.g. a wrapper
+    that puts the process in a cgroup (:attr:`NodeCgroup.command_prefix`);
+    it must ``exec`` the command so that signals reach twistd itself.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
         twistd_args: Sequence[str] = (),
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,7 @@ class ServerProcess:
         if not any(a == "--listen" or a.startswith("--listen=") for a in self.args):
             self.args += ["--listen", "tcp:0:interface=127.0.0.1"]
         self.twistd_args = list(twistd_args)
+        self.command_prefix = list(command_prefix)
         self.records: list[LogRecord] = []
         self.raw_lines: list[str] = []
         self.stderr_text = ""
@@ -102,6 +107,7 @@ class ServerProcess:
     @property
     def command(self) -> list[str]:
         return [
+            *self.command_prefix,
             twistd_executable(),
             "--nodaemon",
             "--pidfile=",

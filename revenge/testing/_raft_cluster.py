@@ -21,9 +21,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revenge.testing._process import ServerProcess, fetch_cluster_status, wait_until
+
+if TYPE_CHECKING:
+    from revenge.testing._faulty_network import FaultyNetwork
 
 Status = dict[str, Any]
 
@@ -72,7 +75,14 @@ class RaftNode:
 
 
 class RaftCluster:
-    """``size`` nodes that list each other as peers; nothing runs until :meth:`start`."""
+    """
+    ``size`` nodes that list each other as peers; nothing runs until :meth:`start`.
+
+    With ``network`` (a :class:`~revenge.testing.FaultyNetwork`), every node
+    gets its own cgroup and firewall mark now and runs inside that cgroup,
+    so that the test can cut or delay its traffic; the cluster does not
+    close the network (close it after :meth:`stop`).
+    """
 
     def __init__(
         self,
@@ -80,6 +90,7 @@ class RaftCluster:
         size: int = 3,
         secret: str | None = None,
         env: Mapping[str, str] | None = None,
+        network: FaultyNetwork | None = None,
     ) -> None:
         self.root = Path(root)
         self.secret = secret if secret is not None else secrets.token_urlsafe(32)
@@ -93,6 +104,10 @@ class RaftCluster:
             )
             for index, address in enumerate(free_raft_addresses(size))
         ]
+        self.network = network
+        if network is not None:
+            for node in self.nodes:
+                network.add(node)
 
     def node_env(self, node: RaftNode) -> dict[str, str]:
         return {
@@ -140,10 +155,16 @@ class RaftCluster:
             node.process.port  # noqa: B018 (waits for the listener)
         return self
 
+    def command_prefix(self, node: RaftNode) -> list[str]:
+        """What goes in front of ``node``'s twistd command: its cgroup wrapper with a network."""
+        return self.network.command_prefix(node) if self.network is not None else []
+
     def start_node(self, node: RaftNode, wait: bool = True) -> ServerProcess:
         if not node.token:
             self._make_admins([node])
-        process = ServerProcess(node.workdir, env=self.node_env(node))
+        process = ServerProcess(
+            node.workdir, env=self.node_env(node), command_prefix=self.command_prefix(node)
+        )
         node.process = process
         process.start()
         if wait:

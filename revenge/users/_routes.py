@@ -1,4 +1,4 @@
-"""``POST /api/v1/users`` and ``DELETE /api/v1/users/<name>`` (DESIGN.md, "HTTP API")."""
+"""``POST /api/v1/users`` and ``DELETE /api/v1/users/<name>`` (docs/design.md, "HTTP API")."""
 
 from __future__ import annotations
 

@@ -32,7 +32,6 @@ from revenge.web._request_id import (
     REQUEST_ID_HEADER,
     choose_request_id,
     is_valid_request_id,
-    new_request_id,
 )
 from revenge.web._service import ListenerService, StartupError
 
@@ -65,7 +64,6 @@ __all__ = [
     "is_valid_request_id",
     "json_body",
     "load_openapi_document",
-    "new_request_id",
     "openapi_path",
     "registered_operations",
 ]

@@ -1,4 +1,4 @@
-"""JSON error bodies (DESIGN.md: ``{"error": {"code", "message", "request_id"}}``)."""
+"""JSON error bodies (docs/design.md: ``{"error": {"code", "message", "request_id"}}``)."""
 
 from __future__ import annotations
 

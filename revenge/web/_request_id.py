@@ -1,10 +1,11 @@
-"""Which request id a response carries (DESIGN.md, "HTTP API")."""
+"""Which request id a response carries (docs/design.md, "HTTP API")."""
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
+
+from revenge.logs import new_request_id
 
 REQUEST_ID_HEADER = b"X-Request-ID"
 
@@ -14,22 +15,6 @@ _VALID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 def is_valid_request_id(raw: bytes) -> bool:
     """1 to 128 characters of ``[A-Za-z0-9._:-]``, nothing else."""
     return _VALID.fullmatch(raw) is not None
-
-
-# A random (version 4) UUID: the version nibble and the RFC 4122 variant bits.
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_request_id() -> str:
-    """
-    A UUID4 string. Built from ``random`` rather than ``uuid.uuid4()``
-    (``os.urandom`` per call) because it runs for every request: an id must
-    be unique, not unguessable. The module-level generator is reseeded in a
-    forked child, so replicas never share a sequence.
-    """
-    digits = "%032x" % ((random.getrandbits(128) & _VERSION_MASK) | _VERSION_4)
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def choose_request_id(client_values: Sequence[bytes] | None) -> str:

@@ -9,7 +9,7 @@ from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, SUCCESS
 
 from .harness import Chaos, Fault, overlaps
 
-# The sweep leaves orphans younger than this (DESIGN.md: older than a day).
+# The sweep leaves orphans younger than this (docs/design.md: older than a day).
 SWEEP_WINDOW_S = 86400.0
 
 

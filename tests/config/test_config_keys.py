@@ -40,6 +40,9 @@ def secret_leaves(cls: type[Any], prefix: str = "") -> set[str]:
     return found
 
 
+# Long and random enough for revenge.config.secret_problem.
+STRONG_SECRET = "7Vq2hZt9wKx3mPb0LrYcN5sJdE8uGfA1oTiW4kQ"
+
 # A valid value other than the default for every key, as environment text,
 # and the value the Config then holds.
 SAMPLES: dict[str, tuple[str, object]] = {
@@ -63,11 +66,13 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "media.tv_paths": ("/tv", ("/tv",)),
     "media.music_paths": ("/music", ("/music",)),
     "election.backend": ("raft", "raft"),
+    "election.step_down_after": ("5s", 5.0),
     "raft.bind_addr": ("0.0.0.0:7100", "0.0.0.0:7100"),
     "raft.advertise_addr": ("me:7100", "me:7100"),
     "raft.peers": ("a:7100,b:7100", ("a:7100", "b:7100")),
     "raft.data_dir": ("/raft", "/raft"),
-    "raft.secret": ("shh", "shh"),
+    "raft.secret": (STRONG_SECRET, STRONG_SECRET),
+    "raft.compaction_interval": ("10m", 600.0),
     "jobs.cleanup.interval": ("2h", 7200.0),
     "jobs.cleanup.activity_retention": ("30d", 30 * 86400.0),
 }
@@ -85,7 +90,7 @@ def test_every_leaf_is_a_key() -> None:
 
 
 def test_design_keys() -> None:
-    # The table of DESIGN.md "Configuration", expanded.
+    # The table of docs/design.md "Configuration", expanded.
     assert {name for name, _ in config_keys()} == set(SAMPLES)
 
 
@@ -114,7 +119,7 @@ def test_each_variable_sets_its_key(
     text, expected = SAMPLES[name]
     environ = {env: text}
     # Keys that need company to be valid get it.
-    environ.setdefault("REVENGE_RAFT_SECRET", "shh")
+    environ.setdefault("REVENGE_RAFT_SECRET", STRONG_SECRET)
     environ.setdefault("REVENGE_STORAGE_S3_BUCKET", "bucket")
     if name in ("storage.s3.access_key_id", "storage.s3.secret_access_key"):
         environ["REVENGE_STORAGE_S3_ACCESS_KEY_ID"] = "id"

@@ -22,7 +22,7 @@ from revenge.config import (
 
 WriteYaml = Callable[[str], str]
 
-SECRET = "s3cr3t-Value-that-must-not-leak"
+SECRET = "s3cr3t-Value-that-must-not-leak-7Vq2hZt9wKx3mPb0"
 
 
 def error_for(
@@ -302,10 +302,10 @@ def test_secrets_are_not_expanded(all_providers: None) -> None:
     config = load_config(
         environ={
             "REVENGE_ELECTION_BACKEND": "raft",
-            "REVENGE_RAFT_SECRET": "{hostname}{data_dir}",
+            "REVENGE_RAFT_SECRET": "{hostname}{data_dir}" + SECRET,
         }
     )
-    assert config.raft.secret == "{hostname}{data_dir}"
+    assert config.raft.secret == "{hostname}{data_dir}" + SECRET
 
 
 def test_data_dir_cannot_refer_to_itself() -> None:

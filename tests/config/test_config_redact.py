@@ -9,7 +9,7 @@ from revenge import providers
 from revenge.config import load_config, redact_url, redacted
 
 SECRETS = {
-    "REVENGE_RAFT_SECRET": "raft-secret-9f8e7d",
+    "REVENGE_RAFT_SECRET": "raft-secret-9f8e7d-7Vq2hZt9wKx3mPb0LrYcN5sJ",
     "REVENGE_STORAGE_S3_ACCESS_KEY_ID": "AKIA-key-id-1a2b3c",
     "REVENGE_STORAGE_S3_SECRET_ACCESS_KEY": "s3-secret-key-4d5e6f",
 }
@@ -110,7 +110,7 @@ def test_repr_of_a_config_carries_no_secret():
     config = load_config(
         None,
         {
-            "REVENGE_RAFT_SECRET": "raft-secret-value",
+            "REVENGE_RAFT_SECRET": "raft-secret-value-7Vq2hZt9wKx3mPb0LrYcN5sJ",
             "REVENGE_STORAGE_S3_ACCESS_KEY_ID": "AKIDVALUE",
             "REVENGE_STORAGE_S3_SECRET_ACCESS_KEY": "s3-secret-value",
             "REVENGE_DATABASE_URL": "postgresql://user:db-password@db/revenge",
@@ -118,5 +118,5 @@ def test_repr_of_a_config_carries_no_secret():
         cwd="/",
     )
     text = repr(config)
-    for secret in ("raft-secret-value", "AKIDVALUE", "s3-secret-value", "db-password"):
+    for secret in ("raft-secret-value-7Vq2hZt9wKx3mPb0LrYcN5sJ", "AKIDVALUE", "s3-secret-value", "db-password"):
         assert secret not in text

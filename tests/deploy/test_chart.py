@@ -337,7 +337,11 @@ def test_the_chart_environment_loads_as_a_valid_configuration(tmp_path, monkeypa
     env = {k: v for k, v in env.items() if k.startswith("REVENGE_")}
     for name, value in env.items():
         if value.startswith("<from "):
-            env[name] = "postgresql://u:p@db/x" if name == "REVENGE_DATABASE_URL" else "stand-in"
+            # The raft secret must be as strong as the one the chart generates.
+            env[name] = {
+                "REVENGE_DATABASE_URL": "postgresql://u:p@db/x",
+                "REVENGE_RAFT_SECRET": "stand-in-7Vq2hZt9wKx3mPb0LrYcN5sJdE8uGfA1oTiW4kQ",
+            }.get(name, "stand-in")
     env["REVENGE_RAFT_PEERS"] = _member(0)  # what the command exports
     monkeypatch.chdir(tmp_path)  # no revenge.yaml to pick up
     for name in [n for n in os.environ if n.startswith("REVENGE_")]:

@@ -19,6 +19,8 @@ async def test_an_admin_reads_the_election(running_server: Any) -> None:
         "term": 1,
         "peers": [],
         "has_quorum": True,
+        "eligible": True,
+        "ineligible_reason": None,
     }
 
 

@@ -39,7 +39,8 @@ from revenge.server._server import _track_election
 from revenge.testing import free_raft_addresses
 from revenge.testing.election_contract import ElectionContract
 
-SECRET = "correct horse battery staple"
+# Long and random enough for revenge.config.secret_problem.
+SECRET = "correct horse battery staple, 7Vq2hZt9wKx3mPb0LrYcN5sJ"
 # Generous: these are deadlines for things that take well under a second.
 DEADLINE_S = 10.0
 
@@ -134,6 +135,7 @@ def raft_config(tmp_path: Path, addresses: list[str], secret: str = SECRET) -> S
             peers=tuple(addresses),
             data_dir=str(tmp_path / "raft"),
             secret=secret,
+            compaction_interval=300.0,
         ),
     )
 

@@ -1,6 +1,6 @@
 """
 Media paths: whatever a client sends, nothing outside a library root is
-ever resolved, opened or listed, symlinks included (DESIGN.md, "Security").
+ever resolved, opened or listed, symlinks included (docs/design.md, "Security").
 
 Symlink farms are built by hypothesis in fresh temporary directories: links
 inside the root that point inside, outside (absolute and relative), to the

@@ -9,9 +9,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fuzz.tally import count_input, examples
-from revenge.web import choose_request_id, is_valid_request_id, new_request_id
+from revenge.logs import new_request_id
+from revenge.web import choose_request_id, is_valid_request_id
 
-# DESIGN.md's rule, written out again independently of the implementation.
+# docs/design.md's rule, written out again independently of the implementation.
 VALID_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 
 

@@ -1,5 +1,5 @@
 """
-The tick algorithm of DESIGN.md ("Periodic jobs"), row by row, with a fake
+The tick algorithm of docs/design.md ("Periodic jobs"), row by row, with a fake
 clock and a fake election against a real database (SQLite and PostgreSQL).
 Several schedulers sharing the database stand for the nodes of a cluster.
 """
