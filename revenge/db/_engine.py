@@ -19,12 +19,16 @@ from sqlalchemy.pool import StaticPool
 # Waiting this long for another writer before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # PostgreSQL: how long to wait for a TCP connection, and how soon a silently
-# dead one (a peer gone without a word) is noticed.
+# dead one (a peer gone without a word, packets dropped by a partition) is
+# noticed: a statement whose bytes are not acknowledged for
+# POSTGRES_TCP_USER_TIMEOUT_MS fails instead of hanging its thread for the
+# kernel's ~15 minutes of retransmissions; an idle one is probed after 10 s.
 POSTGRES_CONNECT_TIMEOUT_S = 5
+POSTGRES_TCP_USER_TIMEOUT_MS = 5000
 POSTGRES_KEEPALIVES = {
     "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
+    "keepalives_idle": 10,
+    "keepalives_interval": 2,
     "keepalives_count": 3,
 }
 # At most as many connections as the reactor's thread pool has threads.
@@ -89,6 +93,7 @@ def _postgresql_engine(url: URL, application_name: str) -> Engine:
     connect_args: dict[str, Any] = {
         "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
         "application_name": application_name[:63],
+        "tcp_user_timeout": POSTGRES_TCP_USER_TIMEOUT_MS,
         **POSTGRES_KEEPALIVES,
     }
     return create_engine(

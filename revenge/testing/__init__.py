@@ -7,6 +7,9 @@ so that importing this package never needs the test extra:
 and the ``postgres_server`` fixture in :mod:`revenge.testing.postgres`
 (docs/plugins.md).
 
+Watching a cluster's leadership from outside (never two leaders at once):
+:class:`LeaderWatch`.
+
 Network faults between real processes on loopback (Linux, root, nftables,
 cgroup v2; :func:`network_faults_unavailable` says why not):
 :class:`FaultyNetwork` for a :class:`RaftCluster`, built from
@@ -16,6 +19,7 @@ cgroup v2; :func:`network_faults_unavailable` says why not):
 from revenge.testing._database_cluster import ClusterNode, SharedDatabaseCluster
 from revenge.testing._delay_proxy import DelayProxy
 from revenge.testing._faulty_network import FaultyNetwork
+from revenge.testing._leader_watch import LeaderWatch, Observation, Overlap
 from revenge.testing._netfaults import (
     Fault,
     LoopbackFirewall,
@@ -25,7 +29,12 @@ from revenge.testing._netfaults import (
     network_faults_unavailable,
 )
 from revenge.testing._postgres import PostgresServer
-from revenge.testing._process import ServerProcess, twistd_executable, wait_until
+from revenge.testing._process import (
+    ServerProcess,
+    fetch_cluster_status,
+    twistd_executable,
+    wait_until,
+)
 from revenge.testing._proxy import TcpProxy
 from revenge.testing._raft_cluster import RaftCluster, RaftNode, free_raft_addresses
 
@@ -34,16 +43,20 @@ __all__ = [
     "DelayProxy",
     "Fault",
     "FaultyNetwork",
+    "LeaderWatch",
     "LoopbackFirewall",
     "NftError",
     "NodeCgroup",
     "NodeCgroups",
+    "Observation",
+    "Overlap",
     "PostgresServer",
     "RaftCluster",
     "RaftNode",
     "ServerProcess",
     "SharedDatabaseCluster",
     "TcpProxy",
+    "fetch_cluster_status",
     "free_raft_addresses",
     "network_faults_unavailable",
     "twistd_executable",

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -197,3 +199,15 @@ def test_real_console_script(tmp_path: Path) -> None:
     )
     assert "Traceback" not in bad.stderr
     assert SECRET not in bad.stderr
+
+
+def test_raft_secret_prints_a_secret_the_configuration_accepts(capsys: Any) -> None:
+    from revenge.cli import main
+    from revenge.config import secret_problem
+
+    assert main(["raft", "secret"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["raft", "secret"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert first != second
+    assert secret_problem(first) is None and len(first) >= 43

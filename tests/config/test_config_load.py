@@ -15,8 +15,10 @@ from revenge import providers
 from revenge.config import (
     Config,
     ConfigError,
+    generate_secret,
     load_config,
     resolve_config_path,
+    secret_problem,
     unknown_environment,
 )
 
@@ -697,6 +699,43 @@ def test_raft_requires_secret() -> None:
     assert error.key == "raft.secret"
     assert "pysyncobj" in str(error)
     assert "unpickle" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("weak", "why"),
+    [
+        ("a", "1 bytes long"),
+        (" ", "must not be empty"),
+        ("a" * 40, "repeats a block of 1"),
+        ("password" * 5, "repeats a block of 8"),
+        ("abababababababababababababababababababcd", "too little entropy"),
+    ],
+)
+def test_raft_refuses_a_weak_secret_in_one_line(weak: str, why: str) -> None:
+    error = error_for(environ={"REVENGE_ELECTION_BACKEND": "raft", "REVENGE_RAFT_SECRET": weak})
+    assert error.key == "raft.secret"
+    message = str(error)
+    assert why in message
+    assert "revenge raft secret" in message  # how to make a good one
+    assert "\n" not in message
+    if len(weak) > 8:
+        assert weak not in message  # (a one-letter secret is in any message)
+
+
+def test_a_weak_secret_is_fine_while_raft_is_not_used() -> None:
+    config = load_config(environ={"REVENGE_RAFT_SECRET": "a"})
+    assert config.election.backend == "standalone"
+
+
+def test_generated_secrets_are_accepted(all_providers: None) -> None:
+    for _ in range(20):
+        secret = generate_secret()
+        assert secret_problem(secret) is None
+        assert len(secret.encode()) >= 32
+        config = load_config(
+            environ={"REVENGE_ELECTION_BACKEND": "raft", "REVENGE_RAFT_SECRET": secret}
+        )
+        assert config.raft.secret == secret
 
 
 def test_raft_with_secret(all_providers: None) -> None:

@@ -473,3 +473,98 @@ class TestRaftElectionContract(ElectionContract):
     @pytest.fixture
     def secrets(self) -> list[str]:
         return [SECRET]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tick_that_keeps_failing_steps_down_reports_and_restarts(
+    tmp_path: Path, captured_log: Any
+) -> None:
+    addresses = free_raft_addresses(3)
+    tuning = RaftTuning(tick_failure_limit=0.5, restart_delay=0.5)
+    nodes = Cluster([make_node(tmp_path, i, addresses, tuning=tuning) for i in range(3)])
+    try:
+        for node in nodes.nodes:
+            await node.start()
+        leader = await eventually(nodes.single_leader, "one leader")
+        transport = leader._bridge.transport
+        assert transport is not None
+
+        def broken(now: float) -> None:
+            raise RuntimeError("a part of the tick broke")
+
+        # Every tick from now on fails, as pysyncobj's compaction once did.
+        transport._maybe_hand_over = broken  # type: ignore[method-assign]
+        # It steps down for real: the others elect one of themselves.
+        others = [n for n in nodes.nodes if n is not leader]
+        successor = await eventually(
+            lambda: next((n for n in others if n.is_leader()), None), "a successor"
+        )
+        assert not leader.is_leader()
+        # /readyz's check names the failure while it lasts.
+        with pytest.raises(Exception, match="a part of the tick broke"):
+            await leader.check()
+        # Said once (and once a minute after), not once per tick.
+        failed = [r for r in captured_log.records if "raft tick failed" in r["message"]]
+        assert len(failed) == 1
+        assert "RuntimeError" in failed[0]["message"]
+        assert len(captured_log.matching(level="error", namespace="revenge.election.raft")) <= 3
+        # After restart_delay raft starts again, with a new (working) transport.
+        await eventually(lambda: leader._broken is None, "raft to start again")
+        await eventually(
+            lambda: leader.status()["leader"] == successor.node_id, "it to follow the successor"
+        )
+        await leader.check()
+        counted = leader.counters()[1]
+        assert counted >= 5  # the failing ticks were counted, not only logged
+    finally:
+        for node in nodes.nodes:
+            await node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_leader_that_cannot_do_the_work_hands_over(cluster: Cluster) -> None:
+    leader = await eventually(cluster.single_leader, "one leader")
+    leader.set_eligible(False, "database: unreachable (test)")
+    others = [n for n in cluster.nodes if n is not leader]
+    successor = await eventually(
+        lambda: next((n for n in others if n.is_leader()), None), "an eligible successor"
+    )
+    # Its peers know why it stands aside; it does not stand again.
+    await eventually(
+        lambda: any(
+            p["address"] == leader.status()["raft"]["address"] and p["eligible"] is False
+            for p in successor.status()["peers"]
+        ),
+        "the successor to know the old leader cannot lead",
+    )
+    await successor.stop()
+    last = next(n for n in others if n is not successor)
+    await eventually(last.is_leader, "the other eligible node to lead")
+    assert not leader.is_leader()
+    leader.set_eligible(True, None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nodes_that_cannot_do_the_work_still_elect_when_nobody_else_can(
+    cluster: Cluster,
+) -> None:
+    leader = await eventually(cluster.single_leader, "one leader")
+    for node in cluster.nodes:
+        node.set_eligible(False, "database: unreachable (test)")
+    # Nobody can do better: the leader keeps leading.
+    await eventually(lambda: leader.is_leader(), "the leader to stay")
+    # Then it vanishes without a hand-over (as a crash would).
+    gone = time.monotonic()
+    leader._syncobj.destroy()
+    others = [n for n in cluster.nodes if n is not leader]
+    # After ineligible_campaign_delay (3 s) without a leader, one of them
+    # leads anyway: a cluster always has a leader to name, and it hands on
+    # as soon as a node that can do the work appears.
+    survivor = await eventually(
+        lambda: next((n for n in others if n.is_leader()), None),
+        "a leader among the ineligible",
+    )
+    assert time.monotonic() - gone >= RaftTuning().ineligible_campaign_delay - 0.5
+    other = next(n for n in others if n is not survivor)
+    other.set_eligible(True, None)
+    await eventually(other.is_leader, "the node that can do the work to take over")

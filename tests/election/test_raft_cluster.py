@@ -177,8 +177,10 @@ def test_a_full_restart_elects_one_leader_in_a_later_term(cluster: RaftCluster) 
     cluster.wait_warm(DEADLINE_S)
 
 
-@pytest.mark.parametrize("secret", [None, ""])
-def test_a_node_without_a_secret_refuses_to_start(tmp_path: Path, secret: str | None) -> None:
+@pytest.mark.parametrize("secret", [None, "", "a", " ", "password" * 4])
+def test_a_node_without_a_strong_secret_refuses_to_start(
+    tmp_path: Path, secret: str | None
+) -> None:
     raft = RaftCluster(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
     env.update(raft.node_env(raft.nodes[0]))
@@ -199,3 +201,5 @@ def test_a_node_without_a_secret_refuses_to_start(tmp_path: Path, secret: str | 
     assert lines[0].startswith("revenge: ")
     assert "raft.secret" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+    if secret and secret.strip():
+        assert "revenge raft secret" in lines[0]  # how to make one

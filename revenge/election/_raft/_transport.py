@@ -610,12 +610,29 @@ class ElectionTransport(TCPTransport):  # type: ignore[misc]  # pysyncobj is unt
     # Handing leadership over.
 
     def hand_over(self) -> None:
-        """Ask the most up-to-date follower to take over now (Raft's TimeoutNow)."""
+        """
+        Ask a follower to take over now (Raft's TimeoutNow): one that can do
+        the leader's work if any is up to date, else the most up-to-date one.
+        """
 
         def done(result: Any, error: Any) -> None:
             self._handoff = "requested" if error == FAIL_REASON.SUCCESS else "refused"
 
-        self._sync.transferLeadership(callback=done)
+        def eligible_done(result: Any, error: Any) -> None:
+            if error != FAIL_REASON.SUCCESS:
+                self._sync.transferLeadership(callback=done)
+            else:
+                done(result, error)
+
+        now = time.monotonic()
+        eligible = [
+            node for node in self._nodes
+            if self._syncObj.isNodeConnected(node) and self._eligible_peer(node.address, now)
+        ]
+        if eligible:
+            self._sync.transferLeadership(node=random.choice(eligible), callback=eligible_done)
+        else:
+            self._sync.transferLeadership(callback=done)
         self.publish()
 
     def _maybe_hand_over(self, now: float) -> None:
