@@ -642,6 +642,7 @@ import _plot  # noqa: E402
 import election_benchmarks  # noqa: E402
 import job_benchmarks  # noqa: E402
 import media_benchmarks  # noqa: E402
+import partition_benchmarks  # noqa: E402
 import postgres_election_benchmarks  # noqa: E402
 import rolling_restart_benchmarks  # noqa: E402
 import s3_benchmarks  # noqa: E402
@@ -649,6 +650,7 @@ import s3_benchmarks  # noqa: E402
 election_benchmarks.register(benchmark, Skipped)
 job_benchmarks.register(benchmark, Skipped)
 media_benchmarks.register(benchmark, Skipped)
+partition_benchmarks.register(benchmark, Skipped)
 postgres_election_benchmarks.register(benchmark, Skipped)
 rolling_restart_benchmarks.register(benchmark, Skipped)
 s3_benchmarks.register(benchmark, Skipped)

@@ -22,13 +22,14 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # dead one (a peer gone without a word, packets dropped by a partition) is
 # noticed: a statement whose bytes are not acknowledged for
 # POSTGRES_TCP_USER_TIMEOUT_MS fails instead of hanging its thread for the
-# kernel's ~15 minutes of retransmissions; an idle one is probed after 10 s.
+# kernel's ~15 minutes of retransmissions; one waiting for an answer that
+# never comes is probed after 5 s idle and given up about 3 s later.
 POSTGRES_CONNECT_TIMEOUT_S = 5
 POSTGRES_TCP_USER_TIMEOUT_MS = 5000
 POSTGRES_KEEPALIVES = {
     "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 2,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
     "keepalives_count": 3,
 }
 # At most as many connections as the reactor's thread pool has threads.

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from revenge.activity import record_activity
-from revenge.db import Database, describe_database_error
+from revenge.db import Database, DatabaseUnavailable, describe_database_error
 from revenge.jobs._fence import Fenced
 from revenge.jobs._job import Job, JobRun, RunInterrupted, write_fenced
 from revenge.jobs._ledger import (
@@ -498,9 +498,14 @@ class Runner:
                 "job {job} interrupted by shutdown; the next leader takes its period over",
                 job=job.name,
             )
+        except DatabaseUnavailable as unavailable:
+            # Not a fault of the job's: one line, no traceback.
+            result = ERROR
+            _log.warn("job {job} failed: {reason}", job=job.name,
+                      reason=describe_database_error(unavailable))
         except Exception:
             result = ERROR
-            _log.failure("job {job} failed", job=job.name)
+            _log.failure("job {job} failed", job=job.name, level=LogLevel.error)
         recorded = False
         end_error: str | None = None
         if result in (SUCCESS, ERROR):

@@ -32,7 +32,7 @@ NFS_MEDIA: dict[str, Any] = {
 
 # Sentinels: values that must only ever appear inside Secret objects.
 SECRET_SENTINELS = {
-    "raft": "raft-secret-SENTINEL-3f9c",
+    "raft": "raft-secret-SENTINEL-3f9c-7Vq2hZt9wKx3mPb0LrYc",
     "s3_key_id": "s3-key-id-SENTINEL-51ab",
     "s3_secret": "s3-secret-SENTINEL-77de",
     "db_password": "db-password-SENTINEL-0c42",

@@ -750,6 +750,8 @@ def test_values_schema_is_draft_07_and_closed():
         ({"storage": {"s3": {"usePathStyle": "true"}}}, "/storage/s3/usePathStyle"),
         ({"storage": {"s3": {"bucket": "b", "bukket": "c"}}}, "bukket"),
         ({"raft": {"dataDir": "/var/lib/raft"}}, "/raft/dataDir"),
+        # The server would refuse it at startup; the chart says so at install.
+        ({"raft": {"secret": "too-short"}}, "/raft/secret"),
         ({"databse": {"url": "x"}}, "databse"),
     ],
 )
@@ -803,3 +805,4 @@ def test_the_packaged_chart_renders_like_the_directory(tmp_path):
         assert not any(n.startswith("examples/") for n in names)
         files = packaged.render(EVERYTHING, name=RELEASE, namespace=NAMESPACE)
     assert sorted(m.kind for m in parse_files(files)) == scenario("everything").kinds()
+

@@ -121,8 +121,8 @@ def test_upgrade_keeps_the_generated_raft_secret(kubernetes: FakeKubernetes) -> 
 
 def test_a_given_raft_secret_wins_over_the_stored_one(kubernetes: FakeKubernetes) -> None:
     kubernetes.secrets[SECRET_NAME] = {"secret": base64.b64encode(b"old-generated").decode()}
-    given = {**RAFT3, "raft": {"enabled": True, "secret": "rotated-by-the-operator"}}
-    assert _cluster_render(kubernetes, given, upgrade=True) == "rotated-by-the-operator"
+    given = {**RAFT3, "raft": {"enabled": True, "secret": "rotated-by-the-operator-7Vq2hZt9wKx3mPb0LrYcN5sJ"}}
+    assert _cluster_render(kubernetes, given, upgrade=True) == "rotated-by-the-operator-7Vq2hZt9wKx3mPb0LrYcN5sJ"
 
 
 def test_a_stored_secret_without_the_key_is_replaced(kubernetes: FakeKubernetes) -> None:

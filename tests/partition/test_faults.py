@@ -163,3 +163,25 @@ def test_the_leader_frozen_in_the_middle_of_a_long_run(net: Partitioned) -> None
     finally:
         net.cluster.signal(leader, signal.SIGCONT)
     after_fault(net)
+
+
+def test_a_leader_cut_from_the_database_mid_run_cannot_write_its_end(net: Partitioned) -> None:
+    leader = net.warm()
+    net.seed_expired_activity(300_000)
+    wait_for_offset(0.15)
+    # In the middle of activity_cleanup: its next batch fails (the
+    # connection gives up on the silent server after about 8 s), and so does
+    # its final write (the end of the run) a few seconds later; meanwhile it
+    # has handed leadership over.
+    net.network.cut_port(leader, POSTGRES_PORT)
+    net.leader(net.others(leader))
+    hold(20.0)
+    net.network.heal()
+    assert leader.process is not None
+    leader.process.wait_for_log(
+        lambda r: "the end of the run could not be recorded" in r.get("message", "")
+        or "its end could not be recorded" in r.get("message", ""),
+        DEADLINE_S,
+        "the cut-off leader to say its end was not recorded",
+    )
+    after_fault(net)

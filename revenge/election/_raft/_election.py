@@ -565,6 +565,8 @@ class RaftElection:
         if transport is not None:
             self._auth_failures_before.update(transport.guard.failures)
             self._tick_failures_before += transport.tick_failures
+        # Counted above from now on; pysyncobj's last ticks skip our hooks.
+        self._bridge.transport = None
         self._bridge.closing = True
         if self._syncobj is not None:
             self._syncobj.destroy()
