@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-PLOTTED = ("failover", "failover_pause", "handoff")
+PLOTTED = ("failover", "failover_pause", "failover_partition", "handoff")
 SAMPLES_KEY = "samples_s"
 FAILOVER_TARGET_S = 1.5
 

@@ -49,7 +49,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def _until_a_survivor_leads(
+def until_a_survivor_leads(
     cluster: RaftCluster, survivors: list[RaftNode], started: float
 ) -> float:
     deadline = started + DEADLINE_S
@@ -79,7 +79,7 @@ def _measure(
                 survivors = [node for node in cluster.nodes if node is not leader]
                 started = time.monotonic()
                 disrupt(cluster, leader)
-                seconds.append(_until_a_survivor_leads(cluster, survivors, started))
+                seconds.append(until_a_survivor_leads(cluster, survivors, started))
                 restore(cluster, leader)
         finally:
             cluster.stop()

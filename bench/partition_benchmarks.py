@@ -43,7 +43,12 @@ from typing import Any, Literal
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from revenge.db import create_database_engine, job_runs, upgrade_schema, write_transaction
+from revenge.db import (
+    create_database_engine,
+    job_runs,
+    upgrade_schema,
+    write_transaction,
+)
 from revenge.testing import (
     FaultyNetwork,
     LeaderWatch,
@@ -51,17 +56,23 @@ from revenge.testing import (
     RaftCluster,
     RaftNode,
     fetch_cluster_status,
+    hold,
     network_faults_unavailable,
     wait_until,
 )
 from revenge.users import create_user
 
+# bench/ is on sys.path when run as a script (bench/run.py imports it so).
+from election_benchmarks import (
+    DEADLINE_S,
+    IDLE_BEFORE_EACH_RUN_S,
+    percentile,
+    until_a_survivor_leads,
+)
+
 Figures = dict[str, Any]
 Register = Callable[..., Callable[[Callable[[bool], Figures]], Callable[[bool], Figures]]]
 
-POLL_INTERVAL_S = 0.01
-IDLE_BEFORE_EACH_RUN_S = 2.5
-DEADLINE_S = 60.0
 POSTGRES_PORT = 5432
 
 
@@ -70,12 +81,6 @@ class _Skipped(Exception):
 
 
 _skipped: type[Exception] = _Skipped
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _distribution(seconds: list[float]) -> Figures:
@@ -94,23 +99,7 @@ def _require_network_faults() -> None:
         raise _skipped(reason)
 
 
-def _hold(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    wait_until(lambda: time.monotonic() >= end, seconds + 5, "time to pass", interval=0.01)
-
-
 # -- failover after a real partition -------------------------------------------
-
-
-def _until_a_survivor_leads(cluster: RaftCluster, survivors: list[RaftNode], started: float) -> float:
-    deadline = started + DEADLINE_S
-    while time.monotonic() < deadline:
-        for node in survivors:
-            status = cluster.status(node, timeout=0.5)
-            if status is not None and status.get("is_leader"):
-                return time.monotonic() - started
-        time.sleep(POLL_INTERVAL_S)
-    raise TimeoutError(f"no survivor led within {DEADLINE_S}s")
 
 
 def failover_partition(quick: bool) -> Figures:
@@ -129,7 +118,7 @@ def failover_partition(quick: bool) -> Figures:
                     survivors = [node for node in cluster.nodes if node is not leader]
                     started = time.monotonic()
                     network.cut_raft(leader)
-                    seconds.append(_until_a_survivor_leads(cluster, survivors, started))
+                    seconds.append(until_a_survivor_leads(cluster, survivors, started))
                     network.heal()
             finally:
                 network.heal()
@@ -243,7 +232,7 @@ def takeover_after_freeze(quick: bool) -> Figures:
                     assert elected is not None and office is not None
                     waits.append(max(0.0, office - elected))
                     elections.append(elected - frozen_at)
-                    _hold(1.0)
+                    hold(1.0)
                 finally:
                     cluster.signal(leader, signal.SIGCONT)
     return {
@@ -308,7 +297,7 @@ def _soak(quick: bool, faults: bool) -> Figures:
                     return fetch_cluster_status(node.process.port, token, timeout=0.5)
 
                 with LeaderWatch([n.node_id for n in cluster.nodes], fetch) as watch:
-                    _hold(warmup)
+                    hold(warmup)
                     started = time.monotonic()
                     first_period = math.floor(time.time() / interval) + 1
                     before = _resources(cluster)
@@ -323,20 +312,20 @@ def _soak(quick: bool, faults: bool) -> Figures:
                             shape = shapes[injected % len(shapes)]
                             if shape == "freeze":
                                 cluster.signal(leader, signal.SIGSTOP)
-                                _hold(4.0)
+                                hold(4.0)
                                 cluster.signal(leader, signal.SIGCONT)
                             elif shape == "database":
                                 network.cut_port(leader, POSTGRES_PORT)
-                                _hold(4.0)
+                                hold(4.0)
                                 network.heal()
                             else:
                                 assert shape in ("both", "out", "in")
                                 network.cut_raft(leader, direction=shape)
-                                _hold(4.0)
+                                hold(4.0)
                                 network.heal()
                             injected += 1
                             next_fault += fault_every
-                        _hold(1.0)
+                        hold(1.0)
                     after = _resources(cluster)
                     last_period = math.floor(time.time() / interval) - 2
                     leaderless = watch.seconds_without_one_leader(since=started)

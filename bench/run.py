@@ -544,19 +544,44 @@ def render_markdown(
         f"- CPU: {host.cpu_model}",
         f"- cores: {host.cores}",
         "",
-        "| benchmark | figures | target | met |",
-        "| --- | --- | --- | --- |",
+        "| benchmark | figures | target | met | run |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for r in records:
         lines.append(
             f"| {cell(str(r['name']))} | {cell(_figures_text(r))} | "
-            f"{cell(str(r.get('target', '')))} | {_met_text(r)} |"
+            f"{cell(str(r.get('target', '')))} | {_met_text(r)} | "
+            f"{cell(str(r.get('date', ''))[:16])} |"
         )
     if plot is not None:
         lines += ["", "## Failover distribution", "", f"![failover distribution]({plot})"]
     elif plot_missing is not None:
         lines += ["", f"No failover plot: {plot_missing}."]
     return "\n".join(lines) + "\n"
+
+
+def merge_results(path: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    The records kept at ``path`` (JSON, beside the markdown) with these
+    replacing those of the same benchmarks; written back, in registry order.
+    A long benchmark (the soak) can then be run on its own without losing
+    the others' rows; each row says when it ran.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            for record in json.loads(path.read_text()):
+                if isinstance(record, dict) and isinstance(record.get("name"), str):
+                    kept[record["name"]] = record
+    for record in records:
+        kept[str(record["name"])] = record
+    order = list(BENCHMARKS)
+    merged = sorted(
+        kept.values(),
+        key=lambda r: order.index(r["name"]) if r["name"] in order else len(order),
+    )
+    path.write_text(json.dumps(merged, indent=1) + "\n")
+    return merged
 
 
 def run_one(bench: Benchmark, quick: bool, host: Machine) -> dict[str, Any]:
@@ -623,11 +648,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.results:
         date = records[0]["date"] if records else ""
         results = Path(args.results)
+        merged = merge_results(results.with_suffix(".json"), records)
         plot_path = results.with_name(FAILOVER_PLOT)
-        missing = _plot.write_failover_plot(records, plot_path)
+        missing = _plot.write_failover_plot(merged, plot_path)
         results.write_text(
             render_markdown(
-                records,
+                merged,
                 host,
                 date,
                 plot=plot_path.name if missing is None else None,

@@ -26,9 +26,7 @@ from revenge.jobs._ledger import (
     finish_run,
     recent_runs,
 )
-from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag
-from revenge.jobs._routes import install_job_routes
-from revenge.jobs._runner import (
+from revenge.jobs._outcomes import (
     FENCED,
     RESULTS,
     SKIPPED_ALREADY_RAN,
@@ -39,6 +37,8 @@ from revenge.jobs._runner import (
     RunReport,
     UnknownJob,
 )
+from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag
+from revenge.jobs._routes import install_job_routes
 from revenge.jobs._scheduler import JobScheduler
 from revenge.jobs._setup import create_scheduler
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from revenge.auth import require_admin
-from revenge.jobs._ledger import RECENT_RUNS, recent_runs
-from revenge.jobs._ledger import SUCCESS
-from revenge.jobs._runner import FENCED, JobBusy, NoFencingTerm, NotLeader, UnknownJob
+from revenge.jobs._ledger import RECENT_RUNS, SUCCESS, recent_runs
+from revenge.jobs._outcomes import FENCED, JobBusy, NoFencingTerm, NotLeader, UnknownJob
 from revenge.jobs._scheduler import JobScheduler
 from revenge.web import ApiError, json_body
 

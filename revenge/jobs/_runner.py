@@ -32,78 +32,24 @@ from revenge.jobs._ledger import (
     finish_run,
 )
 from revenge.jobs._office import Office, TermTaken
+from revenge.jobs._outcomes import (
+    FENCED,
+    INTERRUPTED,
+    RESULTS,
+    SKIPPED_ALREADY_RAN,
+    SKIPPED_NOT_LEADER,
+    JobBusy,
+    NoFencingTerm,
+    NotLeader,
+    RunReport,
+    UnknownJob,
+)
 from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag, utc
 from revenge.jobs._waiting import shielded
 from revenge.logs import current_request_id, new_request_id
 from revenge.metrics import Metrics
 
 _log = Logger(namespace="revenge.jobs")
-
-# The outcomes counted in revenge_job_runs_total (with SUCCESS and ERROR).
-SKIPPED_NOT_LEADER = "skipped_not_leader"
-SKIPPED_ALREADY_RAN = "skipped_already_ran"
-FENCED = "fenced"
-RESULTS = (SUCCESS, ERROR, SKIPPED_NOT_LEADER, SKIPPED_ALREADY_RAN, FENCED)
-# Internal only: a run cut short by shutdown is not an outcome; its period is
-# taken over by the next leader.
-_INTERRUPTED = "interrupted"
-
-
-class UnknownJob(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no job is called {name!r}")
-        self.name = name
-
-
-class NotLeader(Exception):
-    """Jobs run on the leader only; ``leader`` names it when known."""
-
-    def __init__(self, leader: str | None) -> None:
-        where = f"the leader is {leader}" if leader else "no leader is known right now"
-        super().__init__(f"this node is not the leader; {where}")
-        self.leader = leader
-
-
-class NoFencingTerm(Exception):
-    """This node leads but has not taken a fencing term from the database yet."""
-
-    def __init__(self) -> None:
-        super().__init__("this node leads but holds no fencing term yet (database unreachable?)")
-
-
-class JobBusy(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"job {name!r} is running on this node right now")
-        self.name = name
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """How one run ended."""
-
-    job: str
-    result: str
-    term: int
-    node_id: str
-    period: int | None
-    request_id: str | None
-    details: dict[str, Any]
-    # Whether the end of the run (ledger row, activity row) was written.
-    recorded: bool
-    # Why it could not be written, when it could not (not known to be fenced).
-    end_error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "result": self.result,
-            "term": self.term,
-            "node_id": self.node_id,
-            "period": self.period,
-            "request_id": self.request_id,
-            "details": self.details,
-        }
-
 
 @dataclass(frozen=True)
 class _Unrecorded:
@@ -493,7 +439,7 @@ class Runner:
             result = FENCED
             _log.warn("job {job} stopped: {reason}", job=job.name, reason=str(fenced))
         except RunInterrupted:
-            result = _INTERRUPTED
+            result = INTERRUPTED
             _log.info(
                 "job {job} interrupted by shutdown; the next leader takes its period over",
                 job=job.name,
@@ -531,7 +477,7 @@ class Runner:
             except Exception as error:
                 end_error = describe_database_error(error)
         duration = self._clock.seconds() - started
-        if result != _INTERRUPTED:
+        if result != INTERRUPTED:
             self._metrics.job_duration_seconds.labels(job=job.name).observe(duration)
         if recorded:
             self._count_outcome(state, result, period)

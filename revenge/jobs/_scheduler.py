@@ -18,8 +18,9 @@ from revenge.db import Database
 from revenge.election import IElection
 from revenge.jobs._job import Job
 from revenge.jobs._office import Office
+from revenge.jobs._outcomes import NotLeader, RunReport
 from revenge.jobs._periods import MAX_TICK_S
-from revenge.jobs._runner import NotLeader, RunReport, Runner
+from revenge.jobs._runner import Runner
 from revenge.jobs._waiting import when_done
 from revenge.metrics import Metrics
 

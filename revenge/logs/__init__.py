@@ -7,7 +7,12 @@ from revenge.logs._context import (
     new_request_id,
     run_in_thread,
 )
-from revenge.logs._observer import LOG_FORMATS, LineObserver, event_record, make_observer
+from revenge.logs._observer import (
+    LOG_FORMATS,
+    LineObserver,
+    event_record,
+    make_observer,
+)
 
 __all__ = [
     "LOG_FORMATS",

@@ -32,6 +32,7 @@ from revenge.testing._postgres import PostgresServer
 from revenge.testing._process import (
     ServerProcess,
     fetch_cluster_status,
+    hold,
     twistd_executable,
     wait_until,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "TcpProxy",
     "fetch_cluster_status",
     "free_raft_addresses",
+    "hold",
     "network_faults_unavailable",
     "twistd_executable",
     "wait_until",

@@ -70,6 +70,15 @@ def wait_until(
         time.sleep(interval)
 
 
+def hold(seconds: float) -> None:
+    """
+    Let ``seconds`` pass: for keeping a fault in place that long, where the
+    duration is the point (a wait for something to happen is :func:`wait_until`).
+    """
+    end = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() >= end, seconds + 5, f"{seconds}s to pass", interval=0.01)
+
+
 class ServerProcess:
     """
     ``twistd --nodaemon --pidfile= revenge`` with ``--listen tcp:0:interface=127.0.0.1``

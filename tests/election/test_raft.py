@@ -39,6 +39,8 @@ from revenge.server._server import _track_election
 from revenge.testing import free_raft_addresses
 from revenge.testing.election_contract import ElectionContract
 
+from .payloads import CreatesAFile, frame
+
 # Long and random enough for revenge.config.secret_problem.
 SECRET = "correct horse battery staple, 7Vq2hZt9wKx3mPb0LrYcN5sJ"
 # Generous: these are deadlines for things that take well under a second.
@@ -373,21 +375,6 @@ async def test_peers_are_found_once_their_names_resolve(tmp_path: Path) -> None:
     finally:
         for node in nodes.nodes:
             await node.stop()
-
-
-class CreatesAFile:
-    """Unpickling this creates ``path``: proof that a payload was executed."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.path, "w"))
-
-
-def frame(data: bytes) -> bytes:
-    """pysyncobj's framing: native-endian int32 length, then the bytes."""
-    return struct.pack("i", len(data)) + data
 
 
 def send_and_wait_for_close(address: str, payload: bytes, timeout: float = DEADLINE_S) -> None:

@@ -15,14 +15,20 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from revenge.testing import LeaderWatch, RaftCluster, RaftNode, fetch_cluster_status, wait_until
+from revenge.testing import (
+    LeaderWatch,
+    RaftCluster,
+    RaftNode,
+    fetch_cluster_status,
+    hold,
+    wait_until,
+)
 
 DEADLINE_S = 30.0
 ROUNDS = 10
@@ -51,11 +57,6 @@ def cluster(tmp_path: Path) -> Iterator[RaftCluster]:
         yield running
     finally:
         running.stop()
-
-
-def hold(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    wait_until(lambda: time.monotonic() >= end, seconds + 5, f"{seconds}s to pass", interval=0.01)
 
 
 def test_leadership_holds_through_many_compactions(cluster: RaftCluster) -> None:

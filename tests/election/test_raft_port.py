@@ -27,22 +27,10 @@ from cryptography.fernet import Fernet
 
 from revenge.testing import RaftCluster, RaftNode, wait_until
 
+from .payloads import CreatesAFile, frame
+
 DEADLINE_S = 30.0
 ATTACK_S = 6.0
-
-
-class CreatesAFile:
-    """Unpickling this creates ``path``: proof that a payload was executed."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.path, "w"))
-
-
-def frame(data: bytes) -> bytes:
-    return struct.pack("i", len(data)) + data
 
 
 def rss_mib(pid: int) -> float:

@@ -26,7 +26,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from revenge.db import create_database_engine, job_runs, upgrade_schema, write_transaction
+from revenge.db import (
+    create_database_engine,
+    job_runs,
+    upgrade_schema,
+    write_transaction,
+)
 from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, SUCCESS
 from revenge.testing import (
     FaultyNetwork,
@@ -54,12 +59,6 @@ def skip_without_network_faults() -> None:
 
 def current_period(interval: float = INTERVAL_S) -> int:
     return math.floor(time.time() / interval)
-
-
-def hold(seconds: float) -> None:
-    """Keep a fault in place this long: its duration is what the test is about."""
-    end = time.monotonic() + seconds
-    wait_until(lambda: time.monotonic() >= end, seconds + 5, f"{seconds}s to pass", interval=0.01)
 
 
 def wait_for_offset(offset: float, interval: float = INTERVAL_S) -> float:

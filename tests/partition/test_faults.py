@@ -1,9 +1,9 @@
 """
 Real faults on one three-node cluster, one after the other: packets dropped
 both ways and each way alone, a follower cut off, flapping links, the leader
-cut from PostgreSQL while the others keep it, the leader frozen (SIGSTOP)
-right after a period boundary, later in a period, and in the middle of a long
-run. After each: never two leaders at once (at every 100 ms poll), a leader
+cut from PostgreSQL while the others keep it (also in the middle of a long
+run, so that its final write fails too), the leader frozen (SIGSTOP) right
+after a period boundary, later in a period, and in the middle of a long run. After each: never two leaders at once (at every 100 ms poll), a leader
 again, and the jobs' ledger and counts as harness.py describes. Nothing here
 asserts how fast anything is (bench/ does).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from revenge.testing import PostgresServer, wait_until
+from revenge.testing import PostgresServer, hold, wait_until
 
 from .harness import (
     DEADLINE_S,
@@ -27,7 +27,6 @@ from .harness import (
     metric,
     partitioned_cluster,
     skip_without_network_faults,
-    hold,
     wait_for_offset,
 )
 
@@ -138,31 +137,28 @@ def test_the_leader_cut_from_the_database_hands_over(net: Partitioned) -> None:
     assert metric(leader, "revenge_election_eligible", {}) == 1.0
 
 
-@pytest.mark.parametrize("offset", [0.005, 0.03, 2.5])
-def test_the_leader_frozen_after_a_boundary(net: Partitioned, offset: float) -> None:
+def freeze_the_leader(net: Partitioned, offset: float, seconds: float = 3.0) -> None:
+    """SIGSTOP the leader ``offset`` after the next period boundary; SIGCONT once replaced."""
     leader = net.warm()
     wait_for_offset(offset)
     net.cluster.signal(leader, signal.SIGSTOP)
     try:
         net.leader(net.others(leader))
-        hold(3.0)
+        hold(seconds)  # frozen well past the election timeout
     finally:
         net.cluster.signal(leader, signal.SIGCONT)
     after_fault(net)
+
+
+@pytest.mark.parametrize("offset", [0.005, 0.03, 2.5])
+def test_the_leader_frozen_after_a_boundary(net: Partitioned, offset: float) -> None:
+    freeze_the_leader(net, offset)
 
 
 def test_the_leader_frozen_in_the_middle_of_a_long_run(net: Partitioned) -> None:
-    leader = net.warm()
     # activity_cleanup of the next period deletes these in many batches.
     net.seed_expired_activity(300_000)
-    wait_for_offset(0.15)
-    net.cluster.signal(leader, signal.SIGSTOP)
-    try:
-        net.leader(net.others(leader))
-        hold(3.0)
-    finally:
-        net.cluster.signal(leader, signal.SIGCONT)
-    after_fault(net)
+    freeze_the_leader(net, 0.15)
 
 
 def test_a_leader_cut_from_the_database_mid_run_cannot_write_its_end(net: Partitioned) -> None:

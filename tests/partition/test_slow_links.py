@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from revenge.testing import PostgresServer, wait_until
+from revenge.testing import PostgresServer, hold, wait_until
 
 from .harness import (
     DEADLINE_S,
     INTERVAL_S,
     Partitioned,
-    hold,
     partitioned_cluster,
     skip_without_network_faults,
 )

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 from revenge.testing import (
-    DelayProxy,
     FaultyNetwork,
     LoopbackFirewall,
     NodeCgroups,

@@ -34,9 +34,20 @@ from revenge.election._interface import (
     IYieldingElection,
     LeadershipChange,
 )
-from revenge.election._raft._bridge import STOPPED, Bridge, View, log, route_pysyncobj_logs, within
+from revenge.election._raft._bridge import (
+    STOPPED,
+    Bridge,
+    View,
+    log,
+    route_pysyncobj_logs,
+    within,
+)
 from revenge.election._raft._guard import FAILURE_REASONS
-from revenge.election._raft._snapshot import SNAPSHOT_FILE, read_snapshot, write_snapshot
+from revenge.election._raft._snapshot import (
+    SNAPSHOT_FILE,
+    read_snapshot,
+    write_snapshot,
+)
 from revenge.election._raft._syncobj import (
     ElectionSyncObj,
     PysyncobjMismatch,
