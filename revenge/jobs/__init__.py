@@ -11,7 +11,7 @@ from revenge.jobs._activity_cleanup import (
     delete_expired_batch,
 )
 from revenge.jobs._avatar_sweep import AVATAR_SWEEP, ORPHAN_MIN_AGE_S, AvatarSweep
-from revenge.jobs._eligibility import Eligibility
+from revenge.jobs._eligibility import FOLLOWER_STORAGE_INTERVAL_S, Eligibility
 from revenge.jobs._fence import LEADER_TERM_COUNTER, Fenced, pass_fence, take_office
 from revenge.jobs._job import Job, JobRun, RunInterrupted, write_fenced
 from revenge.jobs._ledger import (
@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "ERROR",
     "FENCED",
+    "FOLLOWER_STORAGE_INTERVAL_S",
     "LEADER_TERM_COUNTER",
     "MAX_TICK_S",
     "ORPHAN_MIN_AGE_S",

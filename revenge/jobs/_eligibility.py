@@ -35,24 +35,39 @@ Check = Callable[[], Awaitable[object]]
 PROBES_PER_BOUND = 4
 MIN_PROBE_INTERVAL_S = 0.1
 MAX_PROBE_INTERVAL_S = 1.0
+# How often a follower probes the storage (the leader: four times per bound).
+FOLLOWER_STORAGE_INTERVAL_S = 10.0
 
 
 class _Probe:
-    def __init__(self, name: str, check: Check, now: float) -> None:
+    def __init__(self, name: str, check: Check, follower_interval: float | None) -> None:
         self.name = name
         self.check = check
-        # Counted from start-up: a node is given one bound to get going.
-        self.last_success = now
-        self.last_error: str | None = None
+        # Probed this often while this node follows (None: as often as when leading).
+        self.follower_interval = follower_interval
+        self.started_at: float | None = None  # of the probe in flight, or the last one
         self.in_flight = False
+        # When the current run of failures began (the start of its first probe).
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+
+    def failed_for(self, now: float) -> float:
+        """How long this check has been failing, or hanging, as of ``now`` (0: it is not)."""
+        since = self.failing_since
+        if since is None and self.in_flight and self.started_at is not None:
+            since = self.started_at  # an unanswered probe fails from when it was sent
+        return 0.0 if since is None else now - since
 
 
 class Eligibility(Service):
     """
     Probes ``checks`` (name: an async callable that raises when failing)
-    every ``bound / 4`` seconds, one probe per check at a time (a probe that
-    hangs is a failure once ``bound`` has passed). This node is eligible while
-    every check succeeded within the last ``bound`` seconds.
+    every ``bound / 4`` seconds, one probe per check at a time. This node is
+    not eligible once a check has failed (or a probe of it gone unanswered)
+    for ``bound`` seconds. A check named in ``follower_intervals`` is probed
+    only that often while this node does not lead: storage probes cost a
+    request each (money, on AWS), and only a leader needs to know within the
+    bound; a follower that becomes leader probes at the leader's pace at once.
     """
 
     name = "eligibility"
@@ -65,10 +80,12 @@ class Eligibility(Service):
         metrics: Metrics,
         clock: IReactorTime,
         bound: float,
+        follower_intervals: Mapping[str, float] | None = None,
     ) -> None:
         if not bound > 0:
             raise ValueError("the bound must be positive")
         self._checks = dict(checks)
+        self._follower_intervals = dict(follower_intervals or {})
         self._election = election
         self._metrics = metrics
         self._clock = clock
@@ -92,8 +109,10 @@ class Eligibility(Service):
 
     def startService(self) -> None:  # noqa: N802 (Twisted's name)
         super().startService()
-        now = self._clock.seconds()
-        self._probes = {name: _Probe(name, check, now) for name, check in self._checks.items()}
+        self._probes = {
+            name: _Probe(name, check, self._follower_intervals.get(name))
+            for name, check in self._checks.items()
+        }
         self._loop.start(self._interval, now=True).addErrback(
             lambda failure: _log.failure("the eligibility probes stopped", failure=failure)
         )
@@ -104,22 +123,33 @@ class Eligibility(Service):
             self._loop.stop()
 
     def _probe_all(self) -> None:
+        now = self._clock.seconds()
+        leading = self._election.is_leader()
         for probe in self._probes.values():
-            if not probe.in_flight:
-                probe.in_flight = True
-                probing = ensureDeferred(self._probe(probe))
-                probing.addErrback(
-                    lambda failure: _log.failure("an eligibility probe crashed", failure=failure)
-                )
+            if probe.in_flight:
+                continue
+            interval = self._interval
+            if not leading and probe.follower_interval is not None:
+                interval = probe.follower_interval
+            if probe.started_at is not None and now - probe.started_at < interval - 1e-6:
+                continue
+            probe.in_flight = True
+            probe.started_at = now
+            probing = ensureDeferred(self._probe(probe, now))
+            probing.addErrback(
+                lambda failure: _log.failure("an eligibility probe crashed", failure=failure)
+            )
         self._evaluate()
 
-    async def _probe(self, probe: _Probe) -> None:
+    async def _probe(self, probe: _Probe, started: float) -> None:
         try:
             await probe.check()
         except Exception:
             probe.last_error = _describe(Failure())
+            if probe.failing_since is None:
+                probe.failing_since = started
         else:
-            probe.last_success = self._clock.seconds()
+            probe.failing_since = None
             probe.last_error = None
         finally:
             probe.in_flight = False
@@ -128,13 +158,13 @@ class Eligibility(Service):
     def _evaluate(self) -> None:
         now = self._clock.seconds()
         failing = [
-            probe for probe in self._probes.values() if now - probe.last_success >= self.bound
+            probe for probe in self._probes.values() if probe.failed_for(now) >= self.bound
         ]
         eligible = not failing
         reason = None
         if failing:
             reason = "; ".join(
-                f"{probe.name} has not answered for {now - probe.last_success:.1f}s"
+                f"{probe.name} has not answered for {probe.failed_for(now):.1f}s"
                 + (f" ({probe.last_error})" if probe.last_error else " (a probe is still waiting)")
                 for probe in failing
             )

@@ -14,7 +14,12 @@ from revenge.avatars import install_avatar_routes
 from revenge.config import Config
 from revenge.db import Database, DatabaseService, DatabaseUrlError
 from revenge.election import IElection, IElectionHealth, LeadershipChange, install_cluster_routes
-from revenge.jobs import Eligibility, create_scheduler, install_job_routes
+from revenge.jobs import (
+    FOLLOWER_STORAGE_INTERVAL_S,
+    Eligibility,
+    create_scheduler,
+    install_job_routes,
+)
 from revenge.media import install_media_routes
 from revenge.metrics import IInstrumented, Metrics
 from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, create_provider
@@ -161,6 +166,7 @@ def build_server(
         metrics=metrics,
         clock=reactor,
         bound=config.election.step_down_after,
+        follower_intervals={"storage": FOLLOWER_STORAGE_INTERVAL_S},
     )
     eligibility.setServiceParent(service)
     # Last in, first out: jobs stop before the election hands leadership over.

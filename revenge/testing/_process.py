@@ -202,6 +202,28 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        """
+        The value of one sample of ``GET /metrics`` (a counter's ``name``
+        without ``_total`` works too), or None when the process does not
+        answer or has no such sample.
+        """
+        from prometheus_client.parser import text_string_to_metric_families
+
+        if self.process is None or self.process.poll() is not None:
+            return None
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except (OSError, http.client.HTTPException):
+            return None
+        wanted = dict(labels or {})
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in (name, name + "_total") and sample.labels == wanted:
+                    return float(sample.value)
+        return None
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until ``GET /readyz`` answers 200 (startup work such as migrations done)."""
         url = self.url + "/readyz"

@@ -16,7 +16,6 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,19 +39,12 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def metrics_text(node: RaftNode) -> str:
-    assert node.process is not None
-    with urllib.request.urlopen(node.process.url + "/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
 def auth_failures(node: RaftNode) -> dict[str, float]:
-    found = {}
-    for line in metrics_text(node).splitlines():
-        if line.startswith("revenge_raft_auth_failures_total{"):
-            labels, _, value = line.rpartition(" ")
-            found[labels.split('reason="')[1].split('"')[0]] = float(value)
-    return found
+    assert node.process is not None
+    return {
+        reason: node.process.metric("revenge_raft_auth_failures_total", {"reason": reason}) or 0.0
+        for reason in ("bad_token", "bad_frame", "oversized_frame", "timeout", "crowded")
+    }
 
 
 @pytest.fixture(scope="module")

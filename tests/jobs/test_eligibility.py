@@ -50,7 +50,19 @@ def gauge(metrics: Metrics) -> float | None:
     return metrics.registry.get_sample_value("revenge_election_eligible")
 
 
-def make(clock: Clock, **checks: Check) -> tuple[Eligibility, ListeningElection, Metrics]:
+class Counting(Check):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        return super().__call__()
+
+
+def make(
+    clock: Clock, follower_intervals: dict[str, float] | None = None, **checks: Check
+) -> tuple[Eligibility, ListeningElection, Metrics]:
     election = ListeningElection("a")
     metrics = Metrics()
 
@@ -63,6 +75,7 @@ def make(clock: Clock, **checks: Check) -> tuple[Eligibility, ListeningElection,
         metrics=metrics,
         clock=clock,
         bound=BOUND,
+        follower_intervals=follower_intervals,
     )
     return eligibility, election, metrics
 
@@ -121,6 +134,33 @@ async def test_a_probe_that_hangs_counts_as_failing_and_is_not_repeated() -> Non
         storage.hanging[0].callback(None)
         assert eligibility.eligible
         assert [eligible for eligible, _ in election.heard] == [False, True]
+    finally:
+        eligibility.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_follower_probes_the_storage_rarely_and_a_leader_often() -> None:
+    clock = Clock()
+    database, storage = Counting(), Counting()
+    eligibility, election, _ = make(
+        clock, follower_intervals={"storage": 10.0}, database=database, storage=storage
+    )
+    eligibility.startService()
+    try:
+        advance(clock, 20)
+        # A follower: the database four times per bound, the storage every 10 s.
+        assert 38 <= database.calls <= 42
+        assert 2 <= storage.calls <= 3
+        # Leading, it probes the storage at the database's pace, and a
+        # failure is noticed within the bound.
+        election.leading = True
+        before = storage.calls
+        advance(clock, 5)
+        assert storage.calls - before >= 9
+        storage.mode = "fail"
+        advance(clock, BOUND + 0.6)
+        assert not eligibility.eligible
+        assert "storage" in (eligibility.status()["ineligible_reason"] or "")
     finally:
         eligibility.stopService()
 

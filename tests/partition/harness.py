@@ -13,7 +13,6 @@ all nodes must add up to the ledger's success rows.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import math
 import time
@@ -229,24 +228,9 @@ class Partitioned:
 
 def metric(node: RaftNode, name: str, labels: Mapping[str, str]) -> float:
     """One sample of ``node``'s /metrics (0 when absent or the node does not answer)."""
-    if node.process is None or not node.running:
+    if node.process is None:
         return 0.0
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", node.process.port, timeout=2)
-        connection.request("GET", "/metrics")
-        body = connection.getresponse().read().decode()
-        connection.close()
-    except (OSError, http.client.HTTPException):
-        return 0.0
-    wanted = sorted(f'{k}="{v}"' for k, v in labels.items())
-    for line in body.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        series, _, rest = key.partition("{")
-        if series == name and sorted(filter(None, rest.rstrip("}").split(","))) == wanted:
-            return float(value)
-    return 0.0
+    return node.process.metric(name, labels) or 0.0
 
 
 @contextlib.contextmanager
