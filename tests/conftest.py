@@ -269,6 +269,8 @@ def server_config(tmp_path: Path, database_url: str, **extra: str) -> Any:
         "REVENGE_DATABASE_URL": database_url,
         "REVENGE_NODE_ID": TEST_NODE_ID,
         "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
+        # Stopped after every test; the linger would add its real seconds to each.
+        "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
         **extra,
     }
     return load_config(None, environ, cwd=str(tmp_path))

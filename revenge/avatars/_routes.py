@@ -72,7 +72,9 @@ def _no_user(name: str) -> ApiError:
 
 
 def _no_avatar(name: str) -> ApiError:
-    return ApiError(404, "not_found", f"user {name!r} has no avatar")
+    # Also the answer for a user that does not exist: avatars are public, and
+    # two messages would tell anyone which accounts exist.
+    return ApiError(404, "not_found", f"no avatar for {name!r}")
 
 
 def _unsupported(message: str) -> ApiError:
@@ -309,7 +311,7 @@ class _Avatars:
 
     async def get(self, request: Any, name: str) -> bytes:
         if not is_valid_user_name(name):
-            raise _no_user(name)
+            raise _no_avatar(name)
         stored = await self._open(request, name)
         if stored is None:
             request.setResponseCode(304)
@@ -356,7 +358,7 @@ class _Avatars:
         try:
             key = await self._database.read(lambda connection: read_avatar_key(connection, name))
         except NoSuchUser:
-            raise _no_user(name) from None
+            raise _no_avatar(name) from None
         if key is None:
             raise _no_avatar(name)
         return key

@@ -18,7 +18,14 @@ from revenge.config._load import (
     resolve_config_path,
     unknown_environment,
 )
-from revenge.config._redact import redact_url, redacted
+from revenge.config._redact import (
+    SECRET_URL_PARAMETERS,
+    USERINFO_HINT,
+    redact_text,
+    redact_url,
+    redacted,
+    userinfo_problem,
+)
 from revenge.config._schema import (
     CleanupJobConfig,
     Config,
@@ -41,7 +48,9 @@ from revenge.config._sections import SECTION_GROUP, InstalledSection, installed_
 __all__ = [
     "DEFAULT_FILE",
     "SECRET_HINT",
+    "SECRET_URL_PARAMETERS",
     "SECTION_GROUP",
+    "USERINFO_HINT",
     "CleanupJobConfig",
     "Config",
     "ConfigError",
@@ -62,6 +71,7 @@ __all__ = [
     "installed_sections",
     "load_config",
     "parse_duration",
+    "redact_text",
     "redact_url",
     "redacted",
     "resolve_config_path",
@@ -69,4 +79,5 @@ __all__ = [
     "secret_setting",
     "unknown_environment",
     "url_setting",
+    "userinfo_problem",
 ]

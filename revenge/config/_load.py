@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from revenge import providers
-from revenge.config._duration import parse_duration
+from revenge.config._duration import format_duration, parse_duration
 from revenge.config._errors import ConfigError
 from revenge.config._keys import ENV_PREFIX, Key, Schema, schema
+from revenge.config._redact import USERINFO_HINT, userinfo_problem
 from revenge.config._schema import Config
 from revenge.config._secret import SECRET_HINT, secret_problem
 from revenge.config._sections import full_schema
@@ -40,6 +41,8 @@ class _Value:
     value: Any
     # None for the file and defaults; see ConfigError.origin.
     origin: str | None = None
+    # False while the key holds its default (no file, variable or option set it).
+    given: bool = True
 
 
 # -- finding and reading the file -------------------------------------------
@@ -379,6 +382,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "server.listen": _check_listen,
     "server.metrics_listen": _check_metrics_listen,
     "server.shutdown_grace": _check_not_negative,
+    "server.shutdown_linger": _check_not_negative,
     "server.idle_timeout": _check_positive,
     "data_dir": _check_non_empty,
     "node_id": _check_non_empty,
@@ -428,7 +432,7 @@ def _expand(values: dict[str, _Value], known: Schema) -> None:
             new = tuple(expand(item, expanded_dir) for item in current.value)
         else:
             continue
-        values[key.name] = _Value(new, current.origin)
+        values[key.name] = dataclasses.replace(current, value=new)
 
 
 def _check_values(values: Mapping[str, _Value]) -> None:
@@ -440,9 +444,48 @@ def _check_values(values: Mapping[str, _Value]) -> None:
             raise ConfigError(str(error), key=name, origin=current.origin) from None
 
 
+def _check_url_userinfo(values: Mapping[str, _Value], known: Schema) -> None:
+    # Every URL key, the sections' of installed distributions too: where an
+    # unencoded password ends is anyone's guess, so it could be neither
+    # masked when shown nor kept out of a driver's messages (a raw "@" puts
+    # the password's tail in the host that "failed to resolve").
+    for key in known.keys:
+        if not key.url_password:
+            continue
+        current = values[key.name]
+        problem = userinfo_problem(current.value)
+        if problem is not None:
+            # The problem names a kind of character, never the value.
+            raise ConfigError(
+                f"{problem}; {USERINFO_HINT}", key=key.name, origin=current.origin
+            )
+
+
+def _settle_defaults(values: dict[str, _Value]) -> None:
+    """Defaults that depend on another key, in place (after the single-value checks)."""
+    linger = values["server.shutdown_linger"]
+    grace = values["server.shutdown_grace"].value
+    # The linger is part of the grace: left unset, it follows a short grace
+    # down (shutdown_grace: 0 keeps meaning "stop at once") rather than
+    # making a configuration that sets the grace alone invalid.
+    if not linger.given and linger.value > grace:
+        values["server.shutdown_linger"] = dataclasses.replace(linger, value=grace)
+
+
 def _check_together(values: Mapping[str, _Value]) -> None:
     def value(name: str) -> Any:
         return values[name].value
+
+    if value("server.shutdown_linger") > value("server.shutdown_grace"):
+        raise ConfigError(
+            f"must not exceed server.shutdown_grace "
+            f"({format_duration(value('server.shutdown_grace'))}), got "
+            f"{format_duration(value('server.shutdown_linger'))}: the linger is "
+            "part of the grace (raise server.shutdown_grace, or set the linger "
+            "to 0 to close the listener at once)",
+            key="server.shutdown_linger",
+            origin=values["server.shutdown_linger"].origin,
+        )
 
     if value("server.metrics_listen") and value("server.metrics_listen") == value(
         "server.listen"
@@ -554,7 +597,7 @@ def load_config(
     known = full_schema()
     if environ is None:
         environ = os.environ
-    values = {key.name: _Value(key.default) for key in known.keys}
+    values = {key.name: _Value(key.default, given=False) for key in known.keys}
 
     file_path = resolve_config_path(path, cwd=cwd)
     if file_path is not None:
@@ -577,6 +620,8 @@ def load_config(
 
     _expand(values, known)
     _check_values(values)
+    _check_url_userinfo(values, known)
+    _settle_defaults(values)
     _check_together(values)
     _check_providers(values)
     sections = _build_plugin_sections(values, known)

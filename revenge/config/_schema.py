@@ -9,7 +9,8 @@ alike (docs/plugins.md):
 
 - ``secret``: never printed; :func:`revenge.config.redacted` shows ``***``.
 - ``duration``: a float of seconds, written as ``30s``, ``1h``, ``90d``.
-- ``url_password``: a URL whose userinfo password is redacted.
+- ``url_password``: a URL whose password and secret libpq query parameters
+  are redacted; its user name and password must be percent-encoded.
 
 String defaults may contain ``{data_dir}`` and ``{hostname}``;
 :func:`revenge.config.load_config` expands them, so build a ``Config`` with
@@ -44,7 +45,11 @@ def duration_setting(seconds: float) -> Any:
 
 
 def url_setting(default: str = "") -> Any:
-    """A string field holding a URL whose password (if any) is shown as ``***``."""
+    """
+    A string field holding a URL whose password and secret libpq parameters
+    (``?sslpassword=``…) are shown as ``***``; loading refuses one whose user
+    name or password is not percent-encoded.
+    """
     return field(default=default, repr=False, metadata={URL_PASSWORD: True})
 
 
@@ -54,6 +59,12 @@ class ServerConfig:
     # Empty means /metrics is served on the main listener.
     metrics_listen: str = ""
     shutdown_grace: float = duration_setting(25.0)
+    # After SIGTERM the listener goes on accepting this long (every response
+    # saying Connection: close, /readyz 503) before it closes: connections
+    # already in the kernel's backlog, and clients that have not yet seen the
+    # 503, are served instead of reset. Part of shutdown_grace, never more
+    # (left unset, it is at most shutdown_grace; set above it, it is refused).
+    shutdown_linger: float = duration_setting(2.0)
     # Connections idle this long are closed; keep it above the idle timeout
     # of any load balancer in front (AWS ALB: 60 s), or it may reuse a
     # connection just as this end closes it.

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, create_engine, event, make_url
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.pool import StaticPool
+
+from revenge.config import USERINFO_HINT, userinfo_problem
+from revenge.db._errors import note_secrets, url_secrets
 
 # Waiting this long for another writer before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -51,8 +54,14 @@ class DatabaseUrlError(ValueError):
 def database_url(url: str) -> URL:
     """
     The SQLAlchemy URL for a ``database.url`` value: ``postgresql://`` means
-    the psycopg 3 driver (SQLAlchemy's default would be psycopg2).
+    the psycopg 3 driver (SQLAlchemy's default would be psycopg2). A user
+    name or password that is not percent-encoded is refused, as loading the
+    configuration refuses it: SQLAlchemy would end the password at its first
+    "@" and hand the rest to the driver as the host.
     """
+    problem = userinfo_problem(url)
+    if problem is not None:
+        raise DatabaseUrlError(f"database.url: {problem}; {USERINFO_HINT}")
     try:
         parsed = make_url(url)
     except Exception:
@@ -86,8 +95,21 @@ def create_database_engine(url: str | URL, *, application_name: str = "revenge")
     """
     parsed = url if isinstance(url, URL) else database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    return _postgresql_engine(parsed, application_name)
+        engine = _sqlite_engine(parsed)
+    else:
+        engine = _postgresql_engine(parsed, application_name)
+    event.listen(engine, "handle_error", _note_url_secrets)
+    return engine
+
+
+def _note_url_secrets(context: ExceptionContext) -> None:
+    # Connection failures included: the error knows nothing of the URL, so
+    # it is told here what of it describe_database_error must mask.
+    if context.engine is None:
+        return
+    secrets = url_secrets(context.engine.url)
+    note_secrets(context.sqlalchemy_exception, secrets)
+    note_secrets(context.original_exception, secrets)
 
 
 def _postgresql_engine(url: URL, application_name: str) -> Engine:

@@ -17,7 +17,20 @@ from enum import Enum
 # is ignored (RFC 9110 §14.2 lets a server ignore Range).
 MAX_RANGES = 64
 
-_RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
+# ASCII digits only: \d would also take other scripts' digits.
+_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+# A position of more digits than this is past the end of any file (10**18
+# bytes); read as that, a client's 5000-digit number costs nothing and means
+# what it says (Python refuses to parse more than 4300 digits at all).
+_MAX_POSITION_DIGITS = 18
+_BEYOND_ANY_FILE = int("1" + "0" * _MAX_POSITION_DIGITS)
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_POSITION_DIGITS:
+        return _BEYOND_ANY_FILE
+    return int(significant or "0")
 _ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
 _LIST_GAP = re.compile(r"[\s,]*")
 _OPTIONAL_SPACE = re.compile(r"\s*")
@@ -230,9 +243,9 @@ def parse_range(value: str, size: int) -> ByteRange | Unsatisfiable | None:
             return None
         first_text, last_text = match.groups()
         if first_text:
-            first = int(first_text)
+            first = _position(first_text)
             if last_text:
-                last = int(last_text)
+                last = _position(last_text)
                 if last < first:
                     return None
             else:
@@ -241,7 +254,7 @@ def parse_range(value: str, size: int) -> ByteRange | Unsatisfiable | None:
                 continue
             satisfiable.append((first, min(last, size - 1)))
         elif last_text:
-            suffix = int(last_text)
+            suffix = _position(last_text)
             if suffix == 0:
                 continue
             satisfiable.append((max(size - suffix, 0), size - 1))

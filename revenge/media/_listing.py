@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from revenge.media._paths import MediaNotFound, directory_inside, is_inside
+from revenge.media._paths import MediaNotFound, directory_inside, is_hidden_name, is_inside
+from revenge.web import loads_client_json
 
 DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 1000
@@ -55,7 +56,7 @@ def encode_cursor(kind: str, name: str) -> str:
 def decode_cursor(cursor: str) -> SortKey:
     padded = cursor + "=" * (-len(cursor) % 4)
     try:
-        decoded: Any = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        decoded: Any = loads_client_json(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         raise InvalidCursor() from None
     if (
@@ -93,7 +94,7 @@ def iso_time(seconds: float) -> str:
 
 
 def _is_listable_name(name: str) -> bool:
-    if name.startswith("."):
+    if is_hidden_name(name):
         return False
     try:
         # os.scandir hands undecodable bytes back as lone surrogates.

@@ -3,7 +3,8 @@ From what a client sent to a file inside a library root, and nowhere else.
 
 Two steps. On the reactor thread, the raw path is split and each segment
 percent-decoded once and checked (:func:`split_media_path`,
-:func:`split_relative_path`): no ``..`` or ``.``, no empty segment, no
+:func:`split_relative_path`): no hidden name (``.``, ``..``, ``.snapshot``,
+any name starting with a dot: :func:`is_hidden_name`), no empty segment, no
 separator that was encoded (``%2F``, ``%5C``), no backslash, no NUL. In a
 worker thread, the joined path is resolved with symlinks followed and must
 still be inside the root's own resolved path (:func:`open_inside`,
@@ -41,8 +42,20 @@ class MediaNotFound(Exception):
     """Nothing may be served for this path; answered exactly like any other 404."""
 
 
+def is_hidden_name(name: str) -> bool:
+    """
+    Names starting with ``.`` are neither listed nor served, nor walked
+    through: dot-files, editors' and sync tools' litter, and the
+    ``.snapshot`` directory NFS servers show in every directory (a copy of
+    the whole volume, including what was deleted on purpose). One rule for
+    listings and paths, so a name a listing hides cannot be fetched by
+    guessing it. ``.`` and ``..`` are hidden names too.
+    """
+    return name.startswith(".")
+
+
 def _checked_segment(segment: str) -> str | None:
-    if not segment or segment in (".", ".."):
+    if not segment or is_hidden_name(segment):
         return None
     if any(character in segment for character in _FORBIDDEN_CHARACTERS):
         return None

@@ -135,6 +135,7 @@ def build_server(
     # First in, last out: everything else may still use the database as it stops.
     DatabaseService(database, reactor).setServiceParent(service)
     grace = config.server.shutdown_grace
+    linger = config.server.shutdown_linger
     idle_timeout = config.server.idle_timeout
     ListenerService(
         reactor,
@@ -142,6 +143,7 @@ def build_server(
         RevengeSite(app.resource(), metrics, body_limit=app.body_limit, timeout=idle_timeout),
         grace,
         "http",
+        linger=linger,
     ).setServiceParent(service)
     if separate_metrics:
         metrics_app = RevengeApp(health, metrics, serve_metrics=True)
@@ -156,6 +158,7 @@ def build_server(
             ),
             grace,
             "metrics",
+            linger=linger,
         ).setServiceParent(service)
     ElectionService(election).setServiceParent(service)
     # What the leader's work needs, watched: a node that cannot reach it

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 
-from revenge.web import HealthChecks, StartupError
+from revenge.web import HealthChecks, ListenerService, StartupError
 
 _log = Logger(namespace="revenge.server")
 
@@ -20,7 +20,8 @@ class RevengeService(MultiService):
     """
     Children start in the order they were added and stop in reverse order,
     each waiting for the one before (``MultiService`` stops them all at once).
-    On stop, ``/readyz`` turns 503 before anything else happens.
+    On stop, ``/readyz`` turns 503 and the listeners start draining before
+    anything else happens.
     """
 
     def __init__(
@@ -63,6 +64,13 @@ class RevengeService(MultiService):
 
     def stopService(self) -> Deferred[None]:  # noqa: N802 (Twisted's name)
         self._health.start_draining()
+        # The listeners' linger counts from the moment /readyz turns, not from
+        # their turn to stop: the services stopped before them (jobs, the
+        # election hand-over) take time the linger need not add to. They keep
+        # listening until then, and still close before the database does.
+        for child in self:
+            if isinstance(child, ListenerService):
+                child.start_draining()
         # Service's version only marks this service stopped; the children are
         # stopped below, one after the other.
         Service.stopService(self)

@@ -65,6 +65,9 @@ class SharedDatabaseCluster:
             "REVENGE_NODE_ID": node.node_id,
             "REVENGE_DATA_DIR": str(node.workdir / "data"),
             "REVENGE_DATABASE_URL": self.database_url,
+            # Rolling restarts behind a balancer are what the linger is for:
+            # the real default, not ServerProcess's 0s.
+            "REVENGE_SERVER_SHUTDOWN_LINGER": "2s",
             **self.env,
         }
 

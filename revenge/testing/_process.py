@@ -79,6 +79,42 @@ def hold(seconds: float) -> None:
     wait_until(lambda: time.monotonic() >= end, seconds + 5, f"{seconds}s to pass", interval=0.01)
 
 
+def add_user_with_cli(
+    workdir: Path, env: Mapping[str, str], name: str, admin: bool = False
+) -> str:
+    """
+    ``revenge user add`` as an operator runs it, with a node's environment
+    (before or beside the node itself); returns the new user's token. Run
+    one at a time on a new database: each would migrate it.
+    """
+    created = subprocess.run(
+        [sys.executable, "-m", "revenge.cli", "user", "add", name]
+        + (["--admin"] if admin else []),
+        env={**ServerProcess(workdir).env, **env},
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def put_avatar(
+    url: str, name: str, token: str, image: bytes, content_type: str = "image/png"
+) -> None:
+    """Upload ``image`` as ``name``'s avatar to the node at ``url``; it must be a 201."""
+    upload = urllib.request.Request(
+        f"{url}/api/v1/users/{name}/avatar",
+        data=image,
+        method="PUT",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+    with urllib.request.urlopen(upload, timeout=30) as response:
+        assert response.status == 201, response.status
+
+
 class ServerProcess:
     """
     ``twistd --nodaemon --pidfile= revenge`` with ``--listen tcp:0:interface=127.0.0.1``
@@ -100,6 +136,11 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
         base_env.setdefault("REVENGE_DATA_DIR", str(self.workdir / "data"))
+        # Most tests stop their node with SIGTERM and wait for it; the
+        # listener's linger (server.shutdown_linger, 2 s) would add its real
+        # seconds to each. Tests of shutdown, and SharedDatabaseCluster's
+        # rolling restarts, set it themselves.
+        base_env["REVENGE_SERVER_SHUTDOWN_LINGER"] = "0s"
         self.env = {**base_env, **(env or {})}
         self.args = list(args)
         if not any(a == "--listen" or a.startswith("--listen=") for a in self.args):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -16,7 +15,7 @@ from revenge.users._store import (
     delete_user,
     is_valid_user_name,
 )
-from revenge.web import ApiError, json_body
+from revenge.web import ApiError, ClientJSONError, json_body, loads_client_json
 
 if TYPE_CHECKING:
     from revenge.server._server import Server
@@ -38,9 +37,9 @@ def read_new_user(request: Any) -> tuple[str, bool]:
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _bad_request('the body is not valid JSON; send {"name": "...", "admin": false}')
+        body = loads_client_json(raw)
+    except ClientJSONError as error:
+        raise _bad_request(f'{error}; send {{"name": "...", "admin": false}}') from None
     if not isinstance(body, dict):
         raise _bad_request('the body must be a JSON object: {"name": "...", "admin": false}')
     unknown = sorted(set(body) - _FIELDS)

@@ -10,6 +10,7 @@ from revenge.web._app import (
 )
 from revenge.web._errors import ApiError, error_body, json_body
 from revenge.web._health import HealthChecks, Readiness
+from revenge.web._json import MAX_JSON_DEPTH, ClientJSONError, loads_client_json
 from revenge.web._openapi import (
     OPENAPI_ROUTE,
     documented_operations,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "HEADERS_TIMEOUT",
     "MAX_HEADERS",
+    "MAX_JSON_DEPTH",
     "MAX_HEADER_BYTES",
     "MIN_BODY_BYTES_PER_SECOND",
     "OPENAPI_ROUTE",
@@ -47,6 +49,7 @@ __all__ = [
     "Admission",
     "ApiError",
     "BodyLimit",
+    "ClientJSONError",
     "HealthChecks",
     "ListenerService",
     "MetricsResource",
@@ -64,6 +67,7 @@ __all__ = [
     "is_valid_request_id",
     "json_body",
     "load_openapi_document",
+    "loads_client_json",
     "openapi_path",
     "registered_operations",
 ]

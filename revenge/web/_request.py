@@ -26,6 +26,7 @@ import contextvars
 import io
 import json
 import time
+from http import HTTPStatus
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
@@ -42,6 +43,14 @@ from revenge.logs import current_request_id
 from revenge.web._app import NO_ROUTE_BODY_LIMIT, BodyLimit, Release
 from revenge.web._errors import ApiError, error_body
 from revenge.web._request_id import REQUEST_ID_HEADER, choose_request_id
+from revenge.web._target import (
+    FRAMING_HEADERS,
+    KNOWN_METHODS,
+    BadRequestLine,
+    check_framing_header,
+    origin_form,
+    query_arguments,
+)
 
 if TYPE_CHECKING:
     from revenge.metrics import Metrics
@@ -49,10 +58,31 @@ if TYPE_CHECKING:
 _access_log = Logger(namespace="revenge.access")
 _log = Logger(namespace="revenge.web")
 
-# Anything else is counted as "other" so a client cannot mint label values.
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# Metric labels; anything else (refused with 501 before it is a request) is
+# counted as "other", so a client cannot mint label values.
+_METHOD_LABELS = frozenset(method.decode("ascii") for method in KNOWN_METHODS)
 
 UNMATCHED_ROUTE = "unmatched"
+
+# What of Twisted's private HTTP/1.1 parsing state this module uses (it has
+# no public hooks for any of it). setup.cfg pins Twisted to the series these
+# were checked against; tests/web/test_twisted_internals.py fails, naming the
+# member, when an upgrade drops one.
+TWISTED_INTERNALS = {
+    # Set from the request line until the body is in, then deleted.
+    "HTTPChannel (request line state)": ("_command", "_path", "_version"),
+    "HTTPChannel": (
+        "_handlingRequest",
+        "_receivedHeaderSize",
+        "_receivedHeaderCount",
+        "_abortingCall",
+        "_respondToBadRequestAndDisconnect",
+        "line_mode",
+        "abortTimeout",
+        "forceAbortClient",
+    ),
+    "Request": ("_disconnected",),
+}
 
 # Limits on what a client may send (docs/operations.md, "Limits").
 # The request line and all header lines together, in bytes; one line alone
@@ -70,12 +100,15 @@ HEADERS_TIMEOUT = 20.0
 # client that sends a byte now and then to keep its connection.
 MIN_BODY_BYTES_PER_SECOND = 1024.0
 
-_REASONS = {
-    400: b"Bad Request",
-    408: b"Request Timeout",
-    414: b"URI Too Long",
-    431: b"Request Header Fields Too Large",
-}
+# What the Server header of every response says: the software, not its version.
+SERVER_HEADER = b"Revenge"
+
+
+def _reason_phrase(code: int) -> bytes:
+    try:
+        return HTTPStatus(code).phrase.encode("ascii")
+    except ValueError:
+        return RESPONSES.get(code, b"Unknown Status")
 
 
 class RevengeRequest(Request):
@@ -273,13 +306,22 @@ class RevengeRequest(Request):
     def process(self) -> None:
         if not self.request_id:
             self._start()  # a request driven without gotLength (tests)
+        # Replaces what Twisted parsed (see query_arguments; no form body is
+        # merged in either: no route takes one).
+        _, question, query = self.uri.partition(b"?")
+        self.args = query_arguments(query) if question else {}
         site = self._revenge_site
         if site is not None:
             if site.draining:
-                # Twisted decides keep-alive from the request's Connection
-                # header; saying "close" here makes this response the
-                # connection's last, so clients reconnect to another replica.
-                self.requestHeaders.addRawHeader(b"Connection", b"close")
+                # This response is the connection's last, so clients reconnect
+                # to another replica. Twisted decided keep-alive as the headers
+                # came in (HTTPChannel.checkPersistence, from the request's
+                # Connection header), before draining may have begun: say it
+                # in the response and tell the channel, which then closes
+                # once the response is written.
+                self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+                if self.channel is not None:
+                    self.channel.persistent = False
         # Everything the resources do synchronously, and every coroutine they
         # start, inherits this context and so the id.
         context = contextvars.copy_context()
@@ -288,6 +330,19 @@ class RevengeRequest(Request):
     def _process_with_id(self) -> None:
         current_request_id.set(self.request_id)
         super().process()
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:  # noqa: N802
+        # Twisted's table lacks some codes (429 went out as "Unknown Status").
+        if message is None and code not in RESPONSES:
+            message = _reason_phrase(code)
+        super().setResponseCode(code, message)
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting:
+            # Twisted's "Server: TwistedWeb/<version>" tells a scanner which
+            # version's bugs to try.
+            self.responseHeaders.setRawHeaders(b"Server", [SERVER_HEADER])
+        super().write(data)
 
     def finish(self) -> None:
         super().finish()
@@ -310,7 +365,7 @@ class RevengeRequest(Request):
         route = self.route_template or UNMATCHED_ROUTE
         method = self.method.decode("latin-1")
         if self._revenge_site is not None:
-            label = method if method in _KNOWN_METHODS else "other"
+            label = method if method in _METHOD_LABELS else "other"
             self._revenge_site.request_finished(self, label, route, aborted, duration)
         # Emitted straight to the logger's observer, as Logger.emit would, minus
         # its per-call checks: this runs once per request.
@@ -379,6 +434,7 @@ class RevengeChannel(HTTPChannel):
     headers_timeout = HEADERS_TIMEOUT
     site: RevengeSite | None = None
     _headers_deadline: IDelayedCall | None = None
+    _request_line_method = b""
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
         # Line mode outside a request's handling means: reading a request
@@ -398,10 +454,30 @@ class RevengeChannel(HTTPChannel):
         super().allHeadersReceived()
 
     def lineReceived(self, line: bytes) -> None:  # noqa: N802 (Twisted's name)
+        # Twisted keeps the parsed request line in _command/_path/_version
+        # until the body is in, and deletes them after; none means this line
+        # may be a request line.
+        awaiting_request_line = getattr(self, "_command", None) is None
+        if awaiting_request_line:
+            self._note_request_line_method(line)
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
             self._headers_too_large()
             return
         super().lineReceived(line)
+        target = getattr(self, "_path", None)
+        if awaiting_request_line and isinstance(target, bytes):
+            method = getattr(self, "_command", b"")
+            if method not in KNOWN_METHODS:
+                self._answer_and_close(
+                    501,
+                    "not_implemented",
+                    f"the method {method.decode('latin-1')!r} is not one this server implements",
+                )
+                return
+            try:
+                self._path = origin_form(target)
+            except BadRequestLine as error:
+                self._answer_and_close(400, "bad_request", str(error))
 
     def headerReceived(self, line: bytes) -> bool:  # noqa: N802 (Twisted's name)
         if self._receivedHeaderCount >= self.maxHeaders:
@@ -409,11 +485,29 @@ class RevengeChannel(HTTPChannel):
                 431, "too_many_headers", f"send at most {self.maxHeaders} headers"
             )
             return False
+        name, colon, value = line.partition(b":")
+        name = name.lower()
+        if colon and name in FRAMING_HEADERS and self.requests:
+            already = self.requests[-1].requestHeaders.getRawHeaders(name)
+            try:
+                check_framing_header(name, value.strip(b" \t"), already)
+            except BadRequestLine as error:
+                self._answer_and_close(400, "bad_request", str(error))
+                return False
         accepted: bool = super().headerReceived(line)
         return accepted
 
     def lineLengthExceeded(self, line: bytes) -> None:  # noqa: N802 (Twisted's name)
+        # ``line`` is all that is buffered, the start of the request line included.
+        if getattr(self, "_command", None) is None:
+            self._note_request_line_method(line)
         self._headers_too_large()
+
+    def _note_request_line_method(self, line: bytes) -> None:
+        # Kept even when the line is then refused: a refused HEAD must still
+        # get no body (an empty line, IE's extra CRLF, is not a request line).
+        if line:
+            self._request_line_method = line.partition(b" ")[0]
 
     def _respondToBadRequestAndDisconnect(self) -> None:  # noqa: N802 (Twisted's name)
         # Twisted's one way of refusing what it cannot parse; no hook is public.
@@ -474,13 +568,24 @@ class RevengeChannel(HTTPChannel):
             ).encode("utf-8")
             + b"\n"
         )
+        if (getattr(self, "_command", None) or self._request_line_method) == b"HEAD":
+            body_sent = b""  # the headers a GET would get, no body (RFC 9110 9.3.2)
+        else:
+            body_sent = body
         head = (
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n%s: %s\r\n\r\n"
-            % (status, _REASONS[status], len(body), REQUEST_ID_HEADER, request_id.encode("ascii"))
+            b"Content-Length: %d\r\nConnection: close\r\nServer: %s\r\n%s: %s\r\n\r\n"
+            % (
+                status,
+                _reason_phrase(status),
+                len(body),
+                SERVER_HEADER,
+                REQUEST_ID_HEADER,
+                request_id.encode("ascii"),
+            )
         )
-        transport.write(head + body)
-        self._record_refusal(status, request_id, len(body))
+        transport.write(head + body_sent)
+        self._record_refusal(status, request_id, len(body_sent))
         self.loseConnection()
         if self.abortTimeout is not None and self._abortingCall is None:
             # A client that reads nothing must not keep the connection open.
@@ -494,7 +599,7 @@ class RevengeChannel(HTTPChannel):
         path = uri.split(b"?", 1)[0].decode("utf-8", "replace") if isinstance(uri, bytes) else ""
         site = self.site
         if site is not None and site.metrics is not None:
-            label = method_text if method_text in _KNOWN_METHODS else "other"
+            label = method_text if method_text in _METHOD_LABELS else "other"
             site.metrics.http_requests_total.labels(label, UNMATCHED_ROUTE, str(status)).inc()
         _access_log.info(
             "{method} {path} {status} {bytes}B {duration_ms}ms",

@@ -8,6 +8,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
@@ -57,18 +58,38 @@ class ConnectionTracker(WrappingFactory):
 
 class ListenerService(Service):
     """
-    Serves a :class:`RevengeSite` on a Twisted endpoint string. On stop it
-    closes the listener, lets requests in flight finish for up to ``grace``
-    seconds, then closes the connections left.
+    Serves a :class:`RevengeSite` on a Twisted endpoint string.
+
+    Draining starts with :meth:`start_draining` (the top service calls it as
+    ``/readyz`` turns 503) or else with the stop: from then on every response
+    is its connection's last, and the listener goes on accepting until
+    ``linger`` seconds have passed since draining started. Closing a listener
+    resets the connections the kernel has accepted into its backlog, and a
+    load balancer goes on sending new ones until it has seen the 503; the
+    linger serves both. On stop it waits out what is left of the linger,
+    closes the listener, lets requests in flight finish, then closes the
+    connections left. The stop's wait for the linger counts towards its
+    ``grace``: from the stop until requests in flight are given up on is at
+    most ``grace`` seconds, linger included.
     """
 
     def __init__(
-        self, reactor: Any, description: str, site: RevengeSite, grace: float, name: str
+        self,
+        reactor: Any,
+        description: str,
+        site: RevengeSite,
+        grace: float,
+        name: str,
+        linger: float = 0.0,
     ) -> None:
         self._reactor = reactor
         self._description = description
         self.site = site
         self._grace = grace
+        # The configuration refuses a longer one; this holds for a listener
+        # built by hand too.
+        self._linger = min(linger, grace)
+        self._draining_since: float | None = None
         self.setName(name)
         self.port: IListeningPort | None = None
         self.connections = ConnectionTracker(site)
@@ -100,25 +121,50 @@ class ListenerService(Service):
             port=getattr(address, "port", None),
         )
 
+    def start_draining(self) -> None:
+        """
+        From now on every response says ``Connection: close``, and the
+        linger runs; the listener keeps accepting. Only the first call counts.
+        """
+        if self._draining_since is not None:
+            return
+        self._draining_since = self._reactor.seconds()
+        self.site.draining = True
+        if self.port is not None and self._linger > 0:
+            _log.info(
+                "{name}: draining; still accepting connections for {linger}s",
+                name=self.name,
+                linger=self._linger,
+            )
+
     def stopService(self) -> Deferred[None]:  # noqa: N802 (Twisted's name)
         super().stopService()
         return ensureDeferred(self._drain())
 
     async def _drain(self) -> None:
-        self.site.draining = True
+        stopping_since = self._reactor.seconds()
+        self.start_draining()
+        assert self._draining_since is not None
         if self.port is not None:
+            # What the services stopped before this one took already counts.
+            lingering = self._draining_since + self._linger - stopping_since
+            if lingering > 0:
+                await deferLater(self._reactor, lingering)
             await maybeDeferred(self.port.stopListening)
             self.port = None
+        # The linger is part of the grace: only what is left of it is given
+        # (never below 0: closing the port may itself have taken a moment).
+        grace = max(0.0, stopping_since + self._grace - self._reactor.seconds())
         in_flight = len(self.site.in_flight)
         if in_flight:
             _log.info(
                 "{name}: waiting up to {grace}s for {count} request(s) in flight",
                 name=self.name,
-                grace=self._grace,
+                grace=round(grace, 3),
                 count=in_flight,
             )
             idle = self.site.wait_idle()
-            idle.addTimeout(self._grace, self._reactor)
+            idle.addTimeout(grace, self._reactor)
             try:
                 await idle
             except Exception:

@@ -219,6 +219,8 @@ async def start_node(tmp_path: Path, database_url: str, **env: str) -> RunningNo
         "REVENGE_DATABASE_URL": database_url,
         "REVENGE_NODE_ID": TEST_NODE_ID,
         "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
+        # Stopped after every test; the listener linger would add 2 s each.
+        "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
         **env,
     }
     server = build_server(load_config(None, environ, cwd=str(tmp_path)), reactor)

@@ -371,9 +371,11 @@ async def test_200_when_the_clients_version_is_stale(avatar_node):
 
 
 @pytest_twisted.ensureDeferred
-async def test_404_without_an_avatar_or_a_user(avatar_node):
+async def test_404_without_an_avatar_or_a_user_is_the_same_answer(avatar_node):
+    # The GET is public: a different message for a missing user would tell
+    # anyone which accounts exist.
     await avatar_node.add_user("olga")
-    for name, message in (("olga", "user 'olga' has no avatar"), ("ghost", "no user 'ghost'")):
+    for name, message in (("olga", "no avatar for 'olga'"), ("ghost", "no avatar for 'ghost'")):
         reply = await avatar_node.call(
             "GET", AVATAR.format(name), headers={"X-Request-ID": f"nf-{name}"}
         )

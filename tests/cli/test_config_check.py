@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -211,3 +212,49 @@ def test_raft_secret_prints_a_secret_the_configuration_accepts(capsys: Any) -> N
     second = capsys.readouterr().out.strip()
     assert first != second
     assert secret_problem(first) is None and len(first) >= 43
+
+
+DB_PASSWORD = "Qx7@Wv9k/Jz3?Ym8"
+SSL_PASSWORD = "Sp4ss@K3yQ"
+
+
+def _pieces(secret: str) -> list[str]:
+    """Every four characters of ``secret``, as written and percent-encoded."""
+    forms = (secret, quote(secret, safe=""))
+    return [form[start : start + 4] for form in forms for start in range(len(form) - 3)]
+
+
+def test_database_url_secrets_are_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(
+        "REVENGE_DATABASE_URL",
+        f"postgresql://revenge:{quote(DB_PASSWORD, safe='')}@db:5432/revenge"
+        f"?sslmode=verify-full&sslkey=/etc/revenge/client.key"
+        f"&sslpassword={quote(SSL_PASSWORD, safe='')}&password={quote(DB_PASSWORD, safe='')}",
+    )
+    assert main(["config", "check"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert yaml.safe_load(out)["database"]["url"] == (
+        "postgresql://revenge:***@db:5432/revenge?sslmode=verify-full"
+        "&sslkey=/etc/revenge/client.key&sslpassword=***&password=***"
+    )
+    assert [piece for piece in _pieces(DB_PASSWORD) + _pieces(SSL_PASSWORD) if piece in out] == []
+
+
+def test_an_unencoded_database_password_is_one_line_with_how_to_encode_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REVENGE_DATABASE_URL", "postgresql://revenge:Qx7@Wv9kJz3Ym8@db/revenge")
+    assert main(["config", "check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        "revenge: config key 'database.url' (from environment variable "
+        "REVENGE_DATABASE_URL): the password holds a raw '@'; percent-encode"
+    )
+    assert "urllib.parse.quote(value, safe='')" in err
+    assert "'@' becomes %40" in err
+    assert err.count("\n") == 1
+    assert [piece for piece in _pieces("Qx7@Wv9kJz3Ym8") if piece in err] == []

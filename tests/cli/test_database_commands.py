@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -85,3 +86,47 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
         assert result.stderr.startswith("revenge: database postgresql://revenge:***@")
         assert "hunter2" not in result.stderr + result.stdout
         assert "Traceback" not in result.stderr
+
+
+# Every four characters of these are distinctive: none may show anywhere.
+PASSWORD = "Qx7@Wv9k/Jz3?Ym8"
+SSL_PASSWORD = "Sp4ss@K3yQ"
+
+
+def _leaked(text: str) -> list[str]:
+    """The runs of four characters of either password (or its encoding) in ``text``."""
+    forms = [form for secret in (PASSWORD, SSL_PASSWORD) for form in (secret, quote(secret, safe=""))]
+    return [form[i : i + 4] for form in forms for i in range(len(form) - 3) if form[i : i + 4] in text]
+
+
+@pytest.mark.parametrize("where", ["unresolvable", "closed"])
+def test_a_failed_connection_shows_no_part_of_an_encoded_password(tmp_path: Path, where: str):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = "nonexistent.invalid" if where == "unresolvable" else f"127.0.0.1:{port}"
+    url = (
+        f"postgresql://revenge:{quote(PASSWORD, safe='')}@{host}/revenge"
+        f"?sslpassword={quote(SSL_PASSWORD, safe='')}"
+    )
+    for args in (["migrate"], ["user", "add", "alice"]):
+        result = revenge(tmp_path, url, *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(
+            f"revenge: database postgresql://revenge:***@{host}/revenge?sslpassword=*** "
+            "failed: OperationalError: "
+        ), result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert _leaked(result.stderr + result.stdout) == [], result.stderr
+
+
+def test_an_unencoded_password_is_refused_before_connecting(tmp_path: Path):
+    result = revenge(tmp_path, "postgresql://revenge:Qx7@Wv9kJz3Ym8@127.0.0.1/revenge", "migrate")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "revenge: config key 'database.url' (from environment variable REVENGE_DATABASE_URL): "
+        "the password holds a raw '@'"
+    ), result.stderr
+    assert "%40" in result.stderr
+    assert "Wv9k" not in result.stderr
+    assert "Qx7" not in result.stderr

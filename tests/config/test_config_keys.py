@@ -49,6 +49,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "server.listen": ("tcp:9000", "tcp:9000"),
     "server.metrics_listen": ("tcp:9090", "tcp:9090"),
     "server.shutdown_grace": ("5s", 5.0),
+    "server.shutdown_linger": ("1s", 1.0),
     "server.idle_timeout": ("2m", 120.0),
     "data_dir": ("/srv", "/srv"),
     "node_id": ("n7", "n7"),

@@ -663,6 +663,47 @@ def test_bad_values(environ: dict[str, str], key: str) -> None:
 def test_zero_shutdown_grace_is_allowed() -> None:
     config = load_config(environ={"REVENGE_SERVER_SHUTDOWN_GRACE": "0"})
     assert config.server.shutdown_grace == 0.0
+    # The linger, left unset, follows the grace down.
+    assert config.server.shutdown_linger == 0.0
+
+
+def test_shutdown_linger_defaults_to_2s_inside_the_grace() -> None:
+    assert load_config(environ={}).server.shutdown_linger == 2.0
+    short = load_config(environ={"REVENGE_SERVER_SHUTDOWN_GRACE": "1.5s"})
+    assert short.server.shutdown_linger == 1.5
+
+
+def test_shutdown_linger_may_equal_the_grace_or_be_0(write_yaml: WriteYaml) -> None:
+    path = write_yaml("server:\n  shutdown_grace: 10s\n  shutdown_linger: 10s\n")
+    assert load_config(path, {}).server.shutdown_linger == 10.0
+    config = load_config(environ={"REVENGE_SERVER_SHUTDOWN_LINGER": "0"})
+    assert config.server.shutdown_linger == 0.0
+
+
+def test_shutdown_linger_longer_than_the_grace_is_refused(write_yaml: WriteYaml) -> None:
+    error = error_for(
+        environ={
+            "REVENGE_SERVER_SHUTDOWN_GRACE": "5s",
+            "REVENGE_SERVER_SHUTDOWN_LINGER": "6s",
+        }
+    )
+    assert error.key == "server.shutdown_linger"
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(
+        "config key 'server.shutdown_linger' (from environment variable "
+        "REVENGE_SERVER_SHUTDOWN_LINGER): must not exceed server.shutdown_grace (5s), got 6s"
+    )
+    # From the file, against the default grace.
+    error = error_for(write_yaml("server:\n  shutdown_linger: 30s\n"))
+    assert error.key == "server.shutdown_linger"
+    assert "(25s), got 30s" in str(error)
+
+
+def test_negative_shutdown_linger_is_refused() -> None:
+    assert error_for(environ={"REVENGE_SERVER_SHUTDOWN_LINGER": "-1"}).key == (
+        "server.shutdown_linger"
+    )
 
 
 def test_empty_media_path_in_file(write_yaml: WriteYaml) -> None:

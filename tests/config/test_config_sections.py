@@ -332,3 +332,12 @@ def test_a_broken_section_stops_loading_in_one_line(
         f"config section {name!r} from entry point group 'revenge.config' (demo_plugin:"
     )
     assert expected in str(error)
+
+
+def test_a_section_url_with_an_unencoded_password_is_refused(install: Any) -> None:
+    # The rule is every URL key's, not database.url's alone.
+    error = error_for(environ={"REVENGE_DEMO_URL": f"postgresql://revenge:{DB_PASSWORD}@x@db/r"})
+    assert error.key == "demo.url"
+    assert "'@' becomes %40" in str(error)
+    assert DB_PASSWORD not in str(error)
+    assert "x@db" not in str(error)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import URL, event, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from revenge.db import (
+    DatabaseUnavailable,
     DatabaseUrlError,
     create_database_engine,
     database_url,
@@ -116,3 +119,82 @@ def test_an_in_memory_database_keeps_its_schema_across_checkouts():
         assert not upgrade_schema(engine).changed
     finally:
         engine.dispose()
+
+
+# -- no part of a URL's secrets in what is logged or printed ------------------------
+
+# Every four characters of these are distinctive: none may show anywhere.
+PASSWORD = "Qx7@Wv9k/Jz3?Ym8"
+SSL_PASSWORD = "Sp4ss@K3yQ"
+
+
+def _pieces(secret: str) -> list[str]:
+    forms = (secret, quote(secret, safe=""))
+    return [form[start : start + 4] for form in forms for start in range(len(form) - 3)]
+
+
+def _leaked(text: str) -> list[str]:
+    return [piece for secret in (PASSWORD, SSL_PASSWORD) for piece in _pieces(secret) if piece in text]
+
+
+def _connection_error(url: str | URL) -> BaseException:
+    engine = create_database_engine(url)
+    try:
+        with pytest.raises(OperationalError) as raised, engine.connect():
+            pass
+    finally:
+        engine.dispose()
+    return raised.value
+
+
+def test_database_url_refuses_an_unencoded_password_without_showing_it():
+    with pytest.raises(DatabaseUrlError) as raised:
+        database_url("postgresql://revenge:Qx7@Wv9k@127.0.0.1/revenge")
+    assert str(raised.value).startswith("database.url: the password holds a raw '@'")
+    assert "%40" in str(raised.value)
+    assert "Qx7" not in str(raised.value)
+    assert "Wv9k" not in str(raised.value)
+
+
+@pytest.mark.parametrize("host", ["nonexistent.invalid", "127.0.0.1:{closed}"])
+def test_a_failed_connection_shows_no_part_of_the_passwords(host: str):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    url = (
+        f"postgresql://revenge:{quote(PASSWORD, safe='')}@{host.format(closed=closed)}/revenge"
+        f"?sslpassword={quote(SSL_PASSWORD, safe='')}&sslmode=prefer"
+    )
+    description = describe_database_error(_connection_error(url))
+    assert description.startswith("OperationalError: "), description
+    assert _leaked(description) == [], description
+
+
+def test_a_password_tail_in_the_host_is_masked():
+    # What an unencoded "@" did before database_url refused it: SQLAlchemy
+    # ends the password there, and libpq fails to resolve "tail@host".
+    url = URL.create(
+        "postgresql+psycopg", username="revenge", password="Qx7", host="Wv9kJz3Ym8@127.0.0.1"
+    )
+    description = describe_database_error(_connection_error(url))
+    assert "failed to resolve host '***@127.0.0.1'" in description, description
+    assert "Wv9k" not in description
+
+
+def test_urls_and_connection_strings_in_driver_text_are_redacted():
+    # Not from one of our engines, so no URL is known: what is in it is scrubbed.
+    error = RuntimeError(
+        'invalid URI "postgresql://u:Qx7%40Wv9k@h/db?sslpassword=Sp4ss%40K3yQ" '
+        "(from host=h password='Qx7@Wv9k/Jz3?Ym8' dbname=x)"
+    )
+    description = describe_database_error(error)
+    assert description == (
+        'RuntimeError: invalid URI "postgresql://u:***@h/db?sslpassword=***" '
+        "(from host=h password=*** dbname=x)"
+    )
+    assert _leaked(description) == []
+
+
+def test_a_reason_is_scrubbed_too():
+    unavailable = DatabaseUnavailable("cannot reach postgresql://u:Qx7%40Wv9k@db/x")
+    assert describe_database_error(unavailable) == "cannot reach postgresql://u:***@db/x"

@@ -542,6 +542,23 @@ def test_shutdown_grace_drives_the_termination_grace_period():
     assert rendered.pod_spec["terminationGracePeriodSeconds"] == 10 + 90 + 10
 
 
+@pytest.mark.parametrize("grace", [0, 1, 25])
+def test_the_linger_stays_inside_the_shutdown_grace(grace, tmp_path):
+    """
+    The chart leaves server.shutdown_linger to the server: its default (2 s)
+    is part of the grace and follows a shorter one down, so any shutdownGrace
+    the schema allows loads, and the kubelet's countdown needs nothing more.
+    """
+    rendered = render({"server": {"shutdownGrace": grace}})
+    assert "REVENGE_SERVER_SHUTDOWN_LINGER" not in rendered.env()
+    environ = {"REVENGE_SERVER_SHUTDOWN_GRACE": rendered.env_value("REVENGE_SERVER_SHUTDOWN_GRACE")}
+    server = load_config(None, environ, cwd=str(tmp_path)).server
+    assert server.shutdown_grace == grace
+    assert 0 <= server.shutdown_linger <= server.shutdown_grace
+    pre_stop = int(rendered.container["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert rendered.pod_spec["terminationGracePeriodSeconds"] > pre_stop + server.shutdown_grace
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_non_root_read_only_no_capabilities(name):
     rendered = scenario(name)

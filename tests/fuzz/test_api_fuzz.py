@@ -11,9 +11,6 @@ no error while it is being fuzzed.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +24,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from fuzz.tally import count_input, examples
-from revenge.testing import ServerProcess
+from revenge.testing import ServerProcess, add_user_with_cli, put_avatar
 from revenge.web import (
     OPENAPI_ROUTE,
     documented_operations,
@@ -107,30 +104,13 @@ def fuzz_target(
         # Small: schemathesis tries bodies around the cap.
         "REVENGE_STORAGE_AVATAR_MAX_BYTES": "65536",
     }
-    tokens = []
-    for name, role in [(ADMIN, ["--admin"]), ("spare", []), ("pictured", [])]:
-        created = subprocess.run(
-            [sys.executable, "-m", "revenge.cli", "user", "add", name, *role],
-            env={**ServerProcess(workdir).env, **env},
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert created.returncode == 0, created.stderr
-        tokens.append(created.stdout.strip())
-    token = tokens[0]
+    token = add_user_with_cli(workdir, env, ADMIN, admin=True)
+    for name in ("spare", "pictured"):
+        add_user_with_cli(workdir, env, name)
     with ServerProcess(workdir, env=env) as server:
         server.wait_ready()
         for name in (ADMIN, "pictured"):
-            upload = urllib.request.Request(
-                f"{server.url}/api/v1/users/{name}/avatar",
-                data=PNG,
-                method="PUT",
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "image/png"},
-            )
-            with urllib.request.urlopen(upload, timeout=30) as response:
-                assert response.status == 201
+            put_avatar(server.url, name, token, PNG)
         yield FuzzTarget(server, token, request.param)
 
 

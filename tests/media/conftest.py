@@ -148,6 +148,8 @@ async def start_media_node(
         "REVENGE_DATABASE_URL": f"sqlite:///{tmp_path}/db/revenge.db",
         "REVENGE_NODE_ID": "test-node",
         "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
+        # Stopped after every test; the listener linger would add 2 s each.
+        "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
         **media_environment(roots, extra_music),
     }
     server = build_server(load_config(None, environment, cwd=str(tmp_path)), reactor)

@@ -220,7 +220,7 @@ def test_content_types(name: str, expected: str) -> None:
         (b"/media/movies/Film%20(2001)/film.mkv", ("movies", ("Film (2001)", "film.mkv"))),
         (b"/media/movies/caf%C3%A9.mkv", ("movies", ("café.mkv",))),
         (b"/media/movies/%252e%252e", ("movies", ("%2e%2e",))),  # decoded once only
-        (b"/media/movies/..a", ("movies", ("..a",))),
+        (b"/media/movies/a..", ("movies", ("a..",))),
         (b"/media/movies-2/x", ("movies-2", ("x",))),
     ],
 )
@@ -249,6 +249,12 @@ def test_media_paths_accepted(raw: bytes, expected: tuple[str, tuple[str, ...]])
         b"/media/%2e%2e/etc/passwd",
         b"/media/movies%2F..%2F..%2Fetc/passwd",
         b"/media/movies/%ff.mkv",  # not UTF-8
+        # Hidden names are refused like a missing file (docs/media.md, "Hidden names").
+        b"/media/movies/..a",
+        b"/media/movies/.hidden.mkv",
+        b"/media/movies/.snapshot/hourly.0/a.mkv",
+        b"/media/movies/%2esnapshot/a.mkv",
+        b"/media/movies/a/.git/config",
         b"/other/movies/a.mkv",
     ],
 )

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import make_url, text
 
@@ -216,3 +217,32 @@ def test_starting_while_the_database_is_unreachable(tmp_path: Path, postgres_ser
             wait_ready(node, 30)
             assert schema_versions(direct) == [head_revision()]
             assert node.stop() == 0
+
+
+def test_database_passwords_never_reach_the_logs(tmp_path: Path):
+    # Percent-encoded, as it must be; the "@" once put the password's tail in
+    # the host libpq "failed to resolve", on every retry line.
+    password, ssl_password = "Qx7@Wv9k/Jz3?Ym8", "Sp4ss@K3yQ"
+    url = (
+        f"postgresql://revenge:{quote(password, safe='')}@nonexistent.invalid/revenge"
+        f"?sslpassword={quote(ssl_password, safe='')}"
+    )
+    node = ServerProcess(tmp_path, env={"REVENGE_DATABASE_URL": url})
+    with node:
+        retry = node.wait_for_log(
+            lambda r: "database not ready (attempt 2)" in r.get("message", ""),
+            what="the second failed migration attempt",
+        )
+        assert "failed to resolve host 'nonexistent.invalid'" in retry["message"]
+        status, body = call(node.url, "GET", "/readyz")
+        assert (status, body["failing"]) == (503, ["database"])
+        node.wait_for_log(
+            lambda r: "readiness check database failing" in r.get("message", ""),
+            what="the readiness check's failure",
+        )
+        assert node.stop() == 0
+    lines = node.raw_lines + node.stderr_text.splitlines()
+    forms = [form for secret in (password, ssl_password) for form in (secret, quote(secret, safe=""))]
+    pieces = {form[i : i + 4] for form in forms for i in range(len(form) - 3)}
+    leaking = [line for line in lines if any(piece in line for piece in pieces)]
+    assert leaking == []

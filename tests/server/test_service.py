@@ -3,6 +3,7 @@ from __future__ import annotations
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.web.resource import Resource
 
 from revenge.server._service import RevengeService
 from revenge.web import HealthChecks
@@ -103,3 +104,43 @@ def test_signal_handlers_are_ours_before_the_reactor_runs():
     finally:
         for sig, previous in before.items():
             signal.signal(sig, previous)
+
+
+def test_listeners_start_draining_as_readiness_turns_and_linger_from_then():
+    """
+    The linger counts from the stop of the whole node, not from the
+    listener's turn: the services stopped before it (jobs, the election)
+    spend time that the linger need not add to. The listener still closes
+    before the services started before it (the database) stop.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+
+    from revenge.web import ListenerService, RevengeSite
+
+    log: list[str] = []
+    reactor = MemoryReactorClock()
+    health = HealthChecks(reactor)
+    top = RevengeService(reactor, health)
+    Recorder("database", log).setServiceParent(top)
+    site = RevengeSite(Resource())
+    listener = ListenerService(reactor, "tcp:0", site, 25.0, "http", linger=2.0)
+    listener.setServiceParent(top)
+    election = Recorder("election", log, hold=True)
+    election.setServiceParent(top)
+    top.startService()
+    assert listener.port is not None
+
+    stopped = top.stopService()
+    assert health.draining and site.draining
+    assert log[-1] == "stop election"
+    # The election hands over for 1.5 s: the listener is still open, then
+    # has 0.5 s of its linger left.
+    reactor.advance(1.5)
+    assert election.release is not None
+    election.release.callback(None)
+    assert listener.port is not None
+    assert log[-1] == "stop election"
+    reactor.advance(0.5)
+    assert listener.port is None
+    assert log[-1] == "stop database"
+    assert stopped.called

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_sigterm_drains_a_slow_request_and_exits_0(tmp_path):
             "REVENGE_STORAGE_BACKEND": "slow-check",
             "SLOW_CHECK_SECONDS": "1.0",
             "SLOW_CHECK_MARKER": str(marker),
+            # The request must still be in flight when the listener closes.
+            "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
         }
     )
     with ServerProcess(tmp_path / "node", env=env) as server:
@@ -100,6 +103,51 @@ def test_sigterm_drains_a_slow_request_and_exits_0(tmp_path):
         # The listener was closed during the drain: nobody answers any more.
         with pytest.raises(OSError):
             _get(url, "/healthz", timeout=2)
+
+
+def _get_until_closed(port: int, path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """
+    GET ``path`` on a new connection and read until the server closes it: a
+    reset (ConnectionResetError) fails the caller, as does a cut short answer.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: revenge\r\n\r\n".encode())
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+    assert int(headers["content-length"]) == len(body), received
+    return int(status_line.split()[1]), headers, body
+
+
+def test_sigterm_keeps_accepting_during_the_linger(tmp_path):
+    """
+    After SIGTERM the listener goes on accepting for server.shutdown_linger:
+    a connection opened then gets a whole answer, says Connection: close and
+    is closed in order (no reset), and /readyz is 503; then the port closes.
+    """
+    env = {"REVENGE_SERVER_SHUTDOWN_LINGER": "3s"}
+    with ServerProcess(tmp_path, env=env) as server:
+        port = server.port
+        server.wait_ready()
+        server.signal(signal.SIGTERM)
+        server.wait_for_log(
+            lambda r: r.get("namespace") == "revenge.web"
+            and "still accepting connections" in r.get("message", ""),
+            what="the listener to start draining",
+        )
+        status, headers, body = _get_until_closed(port, "/readyz")
+        assert (status, json.loads(body)) == (503, {"status": "draining"})
+        assert headers["connection"] == "close"
+        status, headers, body = _get_until_closed(port, "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert headers["connection"] == "close"
+        assert server.process is not None and server.process.poll() is None
+        assert server.wait(30) == 0
+        with pytest.raises(OSError):
+            _get(f"http://127.0.0.1:{port}", "/healthz", timeout=2)
 
 
 def test_sigterm_when_idle_exits_0_quickly(tmp_path):

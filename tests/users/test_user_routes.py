@@ -91,6 +91,12 @@ async def test_bad_bodies_are_400_with_a_message(running_server):
         (b'{"name": "alice", "admin": "yes"}', "admin"),
         (b'{"name": "alice", "admin": 1}', "admin"),
         (b'{"name": "alice", "admn": true}', "admn"),
+        # Hostile shapes (issue 14): a RecursionError and a 4300-digit int()
+        # used to be 500s.
+        (b"[" * 5000, "nested deeper than 32"),
+        (b'{"name": "alice", "admin": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+        (b'{"name": "alice", "admin": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"name": "alice", "admin": NaN}', "NaN"),
     ]
     for body, mentioned in cases:
         reply = await running_server.call(

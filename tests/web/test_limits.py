@@ -27,6 +27,14 @@ from twisted.python.failure import Failure
 
 from revenge.avatars import MAX_UPLOADS_PER_USER, UPLOAD_RETRY_AFTER_SECONDS
 from revenge.metrics import Metrics
+from revenge.testing import (
+    CONTINUE_LINE,
+    RawAnswer,
+    RawConnection,
+    connect_raw,
+    has_full_response,
+    parse_response,
+)
 from revenge.web import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
@@ -40,106 +48,6 @@ from revenge.web import (
 # Every wait below is for something to happen, with this as its deadline.
 DEADLINE = 15.0
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
-
-
-# -- a raw HTTP client ------------------------------------------------------------
-
-
-class RawConnection(Protocol):
-    """Sends whatever it is told, byte for byte; keeps all it receives."""
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.closed: Deferred[bytes] = Deferred()
-        self._waiters: list[tuple[Callable[[bytes], bool], Deferred[bytes]]] = []
-
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
-        self.received += data
-        for entry in list(self._waiters):
-            condition, waiter = entry
-            if condition(self.received):
-                self._waiters.remove(entry)
-                waiter.callback(self.received)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
-        for _, waiter in self._waiters:
-            waiter.errback(AssertionError(f"connection closed; received {self.received!r}"))
-        self._waiters = []
-        self.closed.callback(self.received)
-
-    def send(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def wait_for(self, condition: Callable[[bytes], bool], what: str) -> Deferred[bytes]:
-        waiter: Deferred[bytes] = Deferred()
-        if condition(self.received):
-            waiter.callback(self.received)
-        else:
-            self._waiters.append((condition, waiter))
-        return within_deadline(waiter, what)
-
-    def wait_closed(self, what: str = "the server to close the connection") -> Deferred[bytes]:
-        return within_deadline(self.closed, what)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-
-def within_deadline(waiter: Deferred[bytes], what: str) -> Deferred[bytes]:
-    def timed_out(failure: Failure) -> Failure:
-        if failure.check(TimeoutError):
-            raise AssertionError(f"timed out after {DEADLINE}s waiting for {what}")
-        return failure
-
-    waiter.addTimeout(DEADLINE, reactor)
-    waiter.addErrback(timed_out)
-    return waiter
-
-
-async def connect(port: int) -> RawConnection:
-    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-    connection: RawConnection = await connectProtocol(endpoint, RawConnection())
-    return connection
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def error(self) -> dict[str, Any]:
-        error: dict[str, Any] = json.loads(self.body)["error"]
-        return error
-
-
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def parse(raw: bytes) -> Answer:
-    """The final response in ``raw`` (after a "100 Continue", if any)."""
-    head, _, body = raw.removeprefix(CONTINUE).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return Answer(int(lines[0].split(" ")[1]), headers, body)
-
-
-def has_full_response(raw: bytes) -> bool:
-    """Whether ``raw`` holds a final response whose Content-Length body is complete."""
-    head, separator, body = raw.removeprefix(CONTINUE).partition(b"\r\n\r\n")
-    if not separator:
-        return False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return True
 
 
 def is_uuid4(text: str) -> bool:
@@ -204,11 +112,11 @@ async def still_serves(running: LimitedSite) -> None:
     await treq.content(response)
 
 
-async def refused(running: LimitedSite, request: bytes) -> Answer:
-    connection = await connect(running.port)
+async def refused(running: LimitedSite, request: bytes) -> RawAnswer:
+    connection = await connect_raw(running.port)
     connection.send(request)
     raw = await connection.wait_closed()
-    answer = parse(raw)
+    answer = parse_response(raw)
     assert answer.headers["connection"] == "close"
     assert answer.headers["content-type"] == "application/json"
     assert int(answer.headers["content-length"]) == len(answer.body)
@@ -239,9 +147,9 @@ async def test_headers_over_the_total_size_get_431(limited: LimitedSite, capture
 async def test_one_endless_header_line_gets_431_without_waiting_for_its_end(
     limited: LimitedSite,
 ) -> None:
-    connection = await connect(limited.port)
+    connection = await connect_raw(limited.port)
     connection.send(b"GET /echo HTTP/1.1\r\nX-Endless: " + b"e" * (MAX_HEADER_BYTES + 10))
-    answer = parse(await connection.wait_closed())
+    answer = parse_response(await connection.wait_closed())
     assert answer.status == 431
     assert is_uuid4(answer.headers["x-request-id"])
     await still_serves(limited)
@@ -263,9 +171,9 @@ async def test_more_headers_than_allowed_get_431(limited: LimitedSite) -> None:
     assert answer.error["code"] == "too_many_headers"
     # Exactly as many is fine (with Host and Connection).
     fewer = "".join(f"X-H{n}: v\r\n" for n in range(MAX_HEADERS - 2))
-    connection = await connect(limited.port)
+    connection = await connect_raw(limited.port)
     connection.send(f"GET /echo HTTP/1.1\r\nHost: x\r\n{fewer}Connection: close\r\n\r\n".encode())
-    assert parse(await connection.wait_closed()).status == 200
+    assert parse_response(await connection.wait_closed()).status == 200
 
 
 @pytest.mark.parametrize(
@@ -314,9 +222,9 @@ async def test_headers_sent_byte_by_byte_are_cut_off(limited: LimitedSite) -> No
     # Each byte resets the idle timeout (0.5 s), so only the deadline for the
     # whole header block (0.4 s) can end this; the client would take 40 s.
     headers = b"GET /echo HTTP/1.1\r\nX-Slow: " + b"s" * 2000 + b"\r\n\r\n"
-    connection = await connect(limited.port)
+    connection = await connect_raw(limited.port)
     sender = await trickle(connection, headers)
-    answer = parse(await connection.wait_closed("the slow client to be cut off"))
+    answer = parse_response(await connection.wait_closed("the slow client to be cut off"))
     if sender.running:
         sender.stop()
     assert answer.status == 408
@@ -329,12 +237,12 @@ async def test_headers_sent_byte_by_byte_are_cut_off(limited: LimitedSite) -> No
 @pytest_twisted.ensureDeferred
 async def test_a_body_sent_byte_by_byte_is_cut_off(limited: LimitedSite) -> None:
     # 1000 bytes/s after a 0.4 s grace; this client sends 50 bytes/s.
-    connection = await connect(limited.port)
+    connection = await connect_raw(limited.port)
     connection.send(
         b"PUT /echo HTTP/1.1\r\nX-Request-ID: slow-body\r\nContent-Length: 5000\r\n\r\n"
     )
     sender = await trickle(connection, b"b" * 5000)
-    answer = parse(await connection.wait_closed("the slow upload to be cut off"))
+    answer = parse_response(await connection.wait_closed("the slow upload to be cut off"))
     if sender.running:
         sender.stop()
     assert answer.status == 408
@@ -346,24 +254,24 @@ async def test_a_body_sent_byte_by_byte_is_cut_off(limited: LimitedSite) -> None
 
 @pytest_twisted.ensureDeferred
 async def test_idle_connections_are_closed(limited: LimitedSite) -> None:
-    silent = await connect(limited.port)
+    silent = await connect_raw(limited.port)
     # A connection that said nothing is closed without an answer (there was no request).
     assert await silent.wait_closed("the idle connection to be closed") == b""
-    kept_alive = await connect(limited.port)
+    kept_alive = await connect_raw(limited.port)
     kept_alive.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
     await kept_alive.wait_for(has_full_response, "the response")
     # The same connection, idle after its response, is closed in turn.
     raw = await kept_alive.wait_closed("the idle keep-alive connection to be closed")
-    assert parse(raw).status == 200
+    assert parse_response(raw).status == 200
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_default_limits() -> None:
     running, port = await start_site()
     try:
-        connection = await connect(running.port)
+        connection = await connect_raw(running.port)
         connection.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert parse(await connection.wait_closed()).status == 200
+        assert parse_response(await connection.wait_closed()).status == 200
         assert running.site.headers_timeout == 20.0
         assert running.site.min_body_rate == 1024.0
         protocol = running.site.buildProtocol(None)
@@ -414,13 +322,14 @@ async def test_every_route_refuses_a_body_over_its_cap_unread(running_server: An
                 assert limit.max_bytes == avatar_cap
             else:
                 assert limit.max_bytes <= DEFAULT_MAX_BODY_BYTES, (method, template)
-            connection = await connect(port)
+            connection = await connect_raw(port)
             # Headers only: a 413 that comes back cannot have read the body.
             connection.send(
                 f"{method} {path} HTTP/1.1\r\nHost: x\r\n"
                 f"Content-Length: {limit.max_bytes + 1}\r\n\r\n".encode()
             )
-            answer = parse(await connection.wait_closed(f"the 413 of {method} {template}"))
+            closed = await connection.wait_closed(f"the 413 of {method} {template}")
+            answer = parse_response(closed)
             assert answer.status == 413, (method, template)
             if method != "HEAD":  # whose answers have no body
                 assert answer.error["code"] == "too_large"
@@ -433,7 +342,7 @@ async def test_every_route_refuses_a_body_over_its_cap_unread(running_server: An
 
 async def start_upload(port: int, name: str, token: str, request_id: str) -> RawConnection:
     """An avatar upload whose headers are sent and whose body is held back."""
-    connection = await connect(port)
+    connection = await connect_raw(port)
     connection.send(
         (
             f"PUT /api/v1/users/{name}/avatar HTTP/1.1\r\nHost: x\r\n"
@@ -447,14 +356,14 @@ async def start_upload(port: int, name: str, token: str, request_id: str) -> Raw
 
 async def admitted(connection: RawConnection) -> None:
     """The server says "100 Continue" only once the upload is admitted."""
-    await connection.wait_for(lambda raw: raw.startswith(CONTINUE), "100 Continue")
+    await connection.wait_for(lambda raw: raw.startswith(CONTINUE_LINE), "100 Continue")
 
 
-async def finish_upload(connection: RawConnection) -> Answer:
+async def finish_upload(connection: RawConnection) -> RawAnswer:
     connection.send(PNG)
     raw = await connection.wait_for(has_full_response, "the upload's answer")
     connection.close()
-    return parse(raw)
+    return parse_response(raw)
 
 
 @pytest_twisted.ensureDeferred
@@ -470,7 +379,7 @@ async def test_at_most_two_uploads_per_user_at_a_time(running_server: Any) -> No
 
     # A third, while both are held open: refused before its body is read.
     third = await start_upload(port, "alice", alice, "third")
-    answer = parse(await third.wait_closed("the third upload to be refused"))
+    answer = parse_response(await third.wait_closed("the third upload to be refused"))
     assert answer.status == 429
     assert answer.headers["retry-after"] == str(UPLOAD_RETRY_AFTER_SECONDS)
     assert answer.error == {
@@ -478,7 +387,7 @@ async def test_at_most_two_uploads_per_user_at_a_time(running_server: Any) -> No
         "message": "at most 2 uploads at a time per user; retry once one of them has finished",
         "request_id": "third",
     }
-    assert not third.received.startswith(CONTINUE)
+    assert not third.received.startswith(CONTINUE_LINE)
 
     # Another user is not held up by Alice's uploads.
     reply = await running_server.call(
@@ -521,10 +430,10 @@ async def test_an_upload_without_a_valid_token_is_refused_before_its_body(
     other = await running_server.add_user("dave")
     for token, status in [("rvg_0000000000000000_" + "x" * 43, 401), (other, 403)]:
         connection = await start_upload(port, "carol", token, "unwelcome")
-        answer = parse(await connection.wait_closed("the upload to be refused"))
+        answer = parse_response(await connection.wait_closed("the upload to be refused"))
         assert answer.status == status
         assert answer.error["request_id"] == "unwelcome"
-        assert not connection.received.startswith(CONTINUE)
+        assert not connection.received.startswith(CONTINUE_LINE)
 
 
 @pytest_twisted.ensureDeferred
