@@ -42,6 +42,7 @@ from revenge.testing._process import (
     put_avatar,
     twistd_executable,
     wait_until,
+    write_sample_media_library,
 )
 from revenge.testing._proxy import TcpProxy
 from revenge.testing._raft_cluster import RaftCluster, RaftNode, free_raft_addresses
@@ -110,4 +111,5 @@ __all__ = [
     "socket_exchange",
     "twistd_executable",
     "wait_until",
+    "write_sample_media_library",
 ]

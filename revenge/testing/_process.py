@@ -115,6 +115,18 @@ def put_avatar(
         assert response.status == 201, response.status
 
 
+def write_sample_media_library(root: Path) -> None:
+    """
+    A small movie library for fuzzing a node: a folder with a file, an image,
+    an empty file and a dot-file that must never be served or listed.
+    """
+    (root / "Film (2001)").mkdir(parents=True)
+    (root / "Film (2001)" / "film.mkv").write_bytes(bytes(range(256)) * 40)
+    (root / "poster.jpg").write_bytes(b"\xff\xd8\xff" + b"j" * 500)
+    (root / "empty.srt").write_bytes(b"")
+    (root / ".hidden").write_text("a dot-file: never served or listed\n")
+
+
 class ServerProcess:
     """
     ``twistd --nodaemon --pidfile= revenge`` with ``--listen tcp:0:interface=127.0.0.1``

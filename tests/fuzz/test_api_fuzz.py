@@ -24,7 +24,12 @@ from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from fuzz.tally import count_input, examples
-from revenge.testing import ServerProcess, add_user_with_cli, put_avatar
+from revenge.testing import (
+    ServerProcess,
+    add_user_with_cli,
+    put_avatar,
+    write_sample_media_library,
+)
 from revenge.web import (
     OPENAPI_ROUTE,
     documented_operations,
@@ -76,21 +81,13 @@ class FuzzTarget:
     tried: set[str] = field(default_factory=set)
 
 
-def _media_library(root: Path) -> None:
-    (root / "Film (2001)").mkdir(parents=True)
-    (root / "Film (2001)" / "film.mkv").write_bytes(bytes(range(256)) * 40)
-    (root / "poster.jpg").write_bytes(b"\xff\xd8\xff" + b"j" * 500)
-    (root / "empty.srt").write_bytes(b"")
-    (root / ".hidden").write_text("not listed")
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fuzz_target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FuzzTarget]:
     workdir = tmp_path_factory.mktemp("fuzzed-node")
     movies = workdir / "movies"
-    _media_library(movies)
+    write_sample_media_library(movies)
     if request.param == "sqlite":
         database_url = f"sqlite:///{workdir}/data/revenge.db"
     else:

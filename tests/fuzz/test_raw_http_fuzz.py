@@ -63,6 +63,7 @@ from revenge.testing import (
     answer_problems,
     error_body_problems,
     put_avatar,
+    write_sample_media_library,
     request_id_of,
     show_exchange,
     socket_exchange,
@@ -183,19 +184,11 @@ def snapshot_changes(before: Snapshot, after: Snapshot) -> list[str]:
     return changes
 
 
-def _media_library(root: Path) -> None:
-    (root / "Film (2001)").mkdir(parents=True)
-    (root / "Film (2001)" / "film.mkv").write_bytes(bytes(range(256)) * 40)
-    (root / "poster.jpg").write_bytes(b"\xff\xd8\xff" + b"j" * 500)
-    (root / "empty.srt").write_bytes(b"")
-    (root / ".hidden").write_text("a dot-file: never served\n")
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     workdir = tmp_path_factory.mktemp("raw-fuzzed-node")
     media_root = workdir / LIBRARY
-    _media_library(media_root)
+    write_sample_media_library(media_root)
     env = {
         "REVENGE_DATABASE_URL": f"sqlite:///{workdir}/data/revenge.db",
         "REVENGE_DATA_DIR": str(workdir / "data"),
