@@ -1,7 +1,7 @@
 """
 ``rolling_restart``: load held while three raft nodes restart in turn.
 
-Three real ``twistd -n revenge`` processes (``RaftCluster``: SQLite, local
+Three real ``twistd -n revenge`` processes (``FixedPortCluster``: SQLite, local
 storage and a raft journal per node; each keeps its HTTP port across
 restarts) under the chaos suite's load generator (``bench/_chaos_load.py``,
 its own process: clients going round the nodes with ``GET /healthz`` and
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from revenge.testing import RaftCluster, RaftNode, ServerProcess, wait_until
+from revenge.testing import FixedPortCluster, wait_until
 
 Figures = dict[str, Any]
 Register = Callable[..., Callable[[Callable[[bool], Figures]], Callable[[bool], Figures]]]
@@ -41,40 +40,11 @@ LOAD = Path(__file__).with_name("_chaos_load.py")
 DEADLINE_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class _FixedPortCluster(RaftCluster):
-    """Nodes that listen on the same HTTP port after a restart (the load knows them by it)."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.ports = {node.node_id: _free_port() for node in self.nodes}
-
-    def url(self, node: RaftNode) -> str:
-        return f"http://127.0.0.1:{self.ports[node.node_id]}"
-
-    def start_node(self, node: RaftNode, wait: bool = True) -> ServerProcess:
-        if not node.token:
-            self._make_admins([node])
-        listen = f"tcp:{self.ports[node.node_id]}:interface=127.0.0.1"
-        process = ServerProcess(node.workdir, env=self.node_env(node), args=["--listen", listen])
-        node.process = process
-        process.start()
-        if wait:
-            process.port  # noqa: B018 (waits for the listener)
-        return process
-
-
 def rolling_restart(quick: bool) -> Figures:
     passes = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="revenge-bench-rolling-") as tmp:
         root = Path(tmp)
-        cluster = _FixedPortCluster(root / "nodes")
+        cluster = FixedPortCluster(root / "nodes")
         load: subprocess.Popen[str] | None = None
         try:
             cluster.start()

@@ -10,14 +10,11 @@ group's interface, which :func:`create_provider` verifies.
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zope.interface.exceptions import Invalid
 from zope.interface.interface import InterfaceClass
 from zope.interface.verify import verifyObject
-
-if TYPE_CHECKING:
-    from revenge.config import Config
 
 STORAGE_GROUP = "revenge.storage"
 ELECTION_GROUP = "revenge.election"
@@ -56,9 +53,14 @@ def check_name(group: str, name: str) -> None:
 
 
 def create_provider(
-    group: str, name: str, interface: InterfaceClass, config: Config, reactor: Any
+    group: str, name: str, interface: InterfaceClass, config: object, reactor: Any
 ) -> Any:
-    """Load, build and verify the provider ``name`` of ``group``."""
+    """
+    Load, build and verify the provider ``name`` of ``group``. ``config`` (the
+    node's ``revenge.config.Config``) is passed on unread: typed ``object`` so
+    that this module, which the config loader uses to check backend names,
+    does not import the config package back.
+    """
     entry_point = _entry_points(group).get(name)
     if entry_point is None:
         raise _unknown(group, name)

@@ -19,6 +19,7 @@ from twisted.web.static import Data
 
 from revenge.logs import carry_context, event_record, run_in_thread
 from revenge.metrics import Metrics
+from revenge.testing import InProcessNode, start_in_process_node
 from revenge.testing.postgres import PostgresServer, postgres_server  # noqa: F401 (a fixture)
 from revenge.web import ApiError, HealthChecks, RevengeApp, RevengeSite
 
@@ -141,8 +142,6 @@ async def running_app() -> AsyncIterator[RunningApp]:
 # -- databases: one suite over SQLite and PostgreSQL ------------------------------
 # postgres_server (revenge.testing.postgres) gives scratch databases.
 
-TEST_NODE_ID = "test-node"
-
 
 @pytest.fixture(scope="session")
 def shared_postgres_url(postgres_server: PostgresServer) -> str:
@@ -161,7 +160,8 @@ def shared_postgres_url(postgres_server: PostgresServer) -> str:
 def empty_tables(url: str) -> None:
     from sqlalchemy import text
 
-    from revenge.db import create_database_engine, metadata, write_transaction
+    from revenge.db import create_database_engine, write_transaction
+    from revenge.db._schema import metadata
 
     engine = create_database_engine(url)
     try:
@@ -203,92 +203,15 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.create_database()
 
 
-# An in-process node (build_server) on loopback with a real database.
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Any
-    body: Any
-
-
-@dataclass
-class RunningServer:
-    url: str
-    server: Any
-    admin_name: str
-    admin_token: str
-
-    @property
-    def database(self) -> Any:
-        return self.server.database
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        json_body: Any = None,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        """One request; ``body`` is the decoded JSON (None for an empty body)."""
-        import json
-
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        if json_body is not None:
-            data = json.dumps(json_body).encode()
-            sent.setdefault("Content-Type", "application/json")
-        response = await treq.request(method, self.url + path, headers=sent, data=data)
-        raw = await treq.content(response)
-        body = json.loads(raw) if raw else None
-        return Reply(response.code, response.headers, body)
-
-    async def add_user(self, name: str, admin: bool = False) -> str:
-        """Create a user directly in the database; returns its token."""
-        from revenge.users import create_user
-
-        created = await self.database.write(
-            lambda connection: create_user(
-                connection, name, is_admin=admin, node_id=TEST_NODE_ID, actor=None, via="test"
-            )
-        )
-        token: str = created.token
-        return token
-
-
-def server_config(tmp_path: Path, database_url: str, **extra: str) -> Any:
-    from revenge.config import load_config
-
-    environ = {
-        "REVENGE_DATA_DIR": str(tmp_path / "data"),
-        "REVENGE_DATABASE_URL": database_url,
-        "REVENGE_NODE_ID": TEST_NODE_ID,
-        "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
-        # Stopped after every test; the linger would add its real seconds to each.
-        "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
-        **extra,
-    }
-    return load_config(None, environ, cwd=str(tmp_path))
+# An in-process node (revenge.testing.start_in_process_node) on loopback with a
+# real database.
 
 
 @pytest_twisted.async_yield_fixture
-async def running_server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+async def running_server(database_url: str, tmp_path: Path) -> AsyncIterator[InProcessNode]:
     """A whole node built by build_server, started in this process, with an admin user."""
-    from revenge.server._server import build_server
-
-    server = build_server(server_config(tmp_path, database_url), global_reactor)
-    server.service.startService()
+    running = await start_in_process_node(tmp_path, database_url)
     try:
-        migrated = server.service.getServiceNamed("database").migrated
-        await migrated.addTimeout(30, global_reactor)
-        port = server.service.getServiceNamed("http").port.getHost().port
-        running = RunningServer(f"http://127.0.0.1:{port}", server, "root", "")
-        running.admin_token = await running.add_user("root", admin=True)
         yield running
     finally:
-        await server.service.stopService()
+        await running.stop()

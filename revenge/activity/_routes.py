@@ -9,7 +9,8 @@ from revenge.auth import require_admin
 from revenge.web import ApiError, json_body
 
 if TYPE_CHECKING:
-    from revenge.server._server import Server
+    from revenge.db import Database
+    from revenge.web import RevengeApp
 
 
 # Row ids are 64-bit signed integers in both databases; a larger number is
@@ -32,10 +33,8 @@ def _positive_int_param(request: Any, name: str) -> int | None:
     return min(int(digits), _LARGEST_ROW_ID)
 
 
-def install_activity_routes(server: Server) -> None:
-    database = server.database
-
-    @server.app.route("/api/v1/activity")
+def install_activity_routes(app: RevengeApp, database: Database) -> None:
+    @app.route("/api/v1/activity")
     async def recent_activity(request: Any) -> bytes:
         await require_admin(database, request)
         requested = _positive_int_param(request, "limit")

@@ -4,37 +4,20 @@ routes start with (``await require_admin(database, request)``).
 """
 
 from revenge.auth._require import (
-    authenticate,
-    bearer_token,
     require_admin,
     require_self_or_admin,
     require_user,
+    require_user_or_query_token,
 )
-from revenge.auth._tokens import (
-    TOKEN_PREFIX,
-    IssuedToken,
-    TokenParts,
-    hash_verifier,
-    issue_token,
-    parse_token,
-    verifier_matches,
-)
-from revenge.auth._users import USER_COLUMNS, User, find_user_by_token
+from revenge.auth._tokens import issue_token
+from revenge.auth._users import USER_COLUMNS, User
 
 __all__ = [
-    "TOKEN_PREFIX",
     "USER_COLUMNS",
-    "IssuedToken",
-    "TokenParts",
     "User",
-    "authenticate",
-    "bearer_token",
-    "find_user_by_token",
-    "hash_verifier",
     "issue_token",
-    "parse_token",
     "require_admin",
     "require_self_or_admin",
     "require_user",
-    "verifier_matches",
+    "require_user_or_query_token",
 ]

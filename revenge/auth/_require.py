@@ -68,6 +68,33 @@ async def require_user(database: Database, request: Any) -> User:
     return user
 
 
+async def require_user_or_query_token(
+    database: Database, request: Any, parameter: bytes = b"token"
+) -> User:
+    """
+    Any authenticated user, from ``Authorization: Bearer`` as everywhere or
+    else from the query parameter ``parameter``, for the routes a player's
+    ``<video src>`` calls (it cannot send headers); else 401. The access log
+    never has the query string, so such a token does not reach it.
+    """
+    if request.requestHeaders.hasHeader(b"Authorization"):
+        return await require_user(database, request)
+    tokens: list[bytes] = request.args.get(parameter, [])
+    if not tokens:
+        return await require_user(database, request)
+    cached = getattr(request, _USER_ATTRIBUTE, None)
+    if isinstance(cached, User):
+        return cached
+    if len(tokens) > 1:
+        raise _unauthorized(f"send one {parameter.decode('ascii')} parameter", "invalid_request")
+    token = tokens[0].decode("utf-8", "replace")
+    user = await database.read(lambda connection: find_user_by_token(connection, token))
+    if user is None:
+        raise _unauthorized("the token is not valid", "invalid_token")
+    setattr(request, _USER_ATTRIBUTE, user)
+    return user
+
+
 async def require_admin(database: Database, request: Any) -> User:
     """An administrator, else 401 (not authenticated) or 403."""
     user = await require_user(database, request)

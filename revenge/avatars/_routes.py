@@ -44,7 +44,7 @@ from revenge.users import is_valid_user_name
 from revenge.web import ApiError, Release, json_body
 
 if TYPE_CHECKING:
-    from revenge.server._server import Server
+    from revenge.web import RevengeApp
 
 _T = TypeVar("_T")
 
@@ -149,11 +149,13 @@ class _PointerWrite:
 
 
 class _Avatars:
-    def __init__(self, server: Server) -> None:
-        self._database: Database = server.database
-        self._storage: IStorage = server.storage
-        self._reactor = server.reactor
-        self._max_bytes = server.config.storage.avatar_max_bytes
+    def __init__(
+        self, database: Database, storage: IStorage, reactor: Any, max_bytes: int
+    ) -> None:
+        self._database = database
+        self._storage = storage
+        self._reactor = reactor
+        self._max_bytes = max_bytes
         self.uploads = UploadSlots()
 
     # PUT ---------------------------------------------------------------------
@@ -397,17 +399,19 @@ class _Avatars:
         await self._delete_quietly(previous, "a removed avatar")
 
 
-def install_avatar_routes(server: Server) -> None:
+def install_avatar_routes(
+    app: RevengeApp, database: Database, storage: IStorage, reactor: Any, *, max_bytes: int
+) -> None:
     """
-    Add the avatar routes; uploads are capped at ``storage.avatar_max_bytes``
-    and at ``MAX_UPLOADS_PER_USER`` in flight per user.
+    Add the avatar routes; uploads are capped at ``max_bytes`` (the
+    ``storage.avatar_max_bytes`` key) and at ``MAX_UPLOADS_PER_USER`` in
+    flight per user.
     """
-    avatars = _Avatars(server)
-    app = server.app
+    avatars = _Avatars(database, storage, reactor, max_bytes)
     app.route(
         AVATAR_ROUTE,
         methods=["PUT"],
-        max_body=server.config.storage.avatar_max_bytes,
+        max_body=max_bytes,
         admit=avatars.admit_upload,
     )(avatars.put)
     app.route(AVATAR_ROUTE, methods=["GET"])(avatars.get)

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from revenge.cli._main import CommandError, config_from_args
+from revenge.cli._common import CommandError, config_from_args
 
 TOKEN_VARIABLE = "REVENGE_API_TOKEN"
 _DEFAULT_PORT = 8096

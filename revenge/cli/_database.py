@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from revenge.cli._main import EXIT_USAGE, CommandError, config_from_args
+from revenge.cli._common import EXIT_USAGE, CommandError, config_from_args
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -25,28 +25,13 @@ from typing import TypeAlias
 import yaml
 
 from revenge import __version__
-from revenge.config import (
-    Config,
-    ConfigError,
-    load_config,
-    redacted,
-    resolve_config_path,
-    unknown_environment,
-)
+from revenge.cli._cluster import cluster_status, configure_cluster_status
+from revenge.cli._common import EXIT_USAGE, CommandError, config_from_args
+from revenge.cli._database import configure_user_add, migrate, user_add
+from revenge.cli._storage import storage_init
+from revenge.config import ConfigError, redacted, resolve_config_path, unknown_environment
 
 PROG = "revenge"
-
-# Exit status for bad usage and bad configuration (argparse uses 2 as well).
-EXIT_USAGE = 2
-
-
-class CommandError(Exception):
-    """A failure to report as one line on stderr, exiting with ``exit_code``."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
 
 @dataclass(frozen=True)
 class Command:
@@ -58,12 +43,6 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None] | None = None
     uses_config: bool = False
     description: str | None = field(default=None)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the configuration from ``--config`` and ``os.environ``."""
-    path: str | None = getattr(args, "config", None)
-    return load_config(path, os.environ)
 
 
 # -- revenge config check ------------------------------------------------------
@@ -100,44 +79,9 @@ def _raft_secret(args: argparse.Namespace) -> int:
 
 
 # -- the registry ----------------------------------------------------------------
-# The database commands live in revenge/cli/_database.py, which imports this
-# module; these forward to it on use.
-
-
-def _migrate(args: argparse.Namespace) -> int:
-    from revenge.cli._database import migrate
-
-    return migrate(args)
-
-
-def _user_add(args: argparse.Namespace) -> int:
-    from revenge.cli._database import user_add
-
-    return user_add(args)
-
-
-def _configure_user_add(parser: argparse.ArgumentParser) -> None:
-    from revenge.cli._database import configure_user_add
-
-    configure_user_add(parser)
-
-
-def _storage_init(args: argparse.Namespace) -> int:
-    from revenge.cli._storage import storage_init
-
-    return storage_init(args)
-
-
-def _cluster_status(args: argparse.Namespace) -> int:
-    from revenge.cli._cluster import cluster_status
-
-    return cluster_status(args)
-
-
-def _configure_cluster_status(parser: argparse.ArgumentParser) -> None:
-    from revenge.cli._cluster import configure_cluster_status
-
-    configure_cluster_status(parser)
+# The other commands live in their own modules (_database, _storage,
+# _cluster), which import only _common; what they need that is slow to import
+# they import when they run.
 
 
 # Help for the first word of multi-word commands.
@@ -170,7 +114,7 @@ COMMANDS: tuple[Command, ...] = (
             "start). Safe to run while servers are starting: migrations take "
             "a lock, and whoever comes second finds the schema current."
         ),
-        run=_migrate,
+        run=migrate,
         uses_config=True,
     ),
     Command(
@@ -180,8 +124,8 @@ COMMANDS: tuple[Command, ...] = (
             "Create a user (an administrator with --admin) and print its API "
             "token on stdout. The token is shown this once: only its hash is stored."
         ),
-        run=_user_add,
-        configure=_configure_user_add,
+        run=user_add,
+        configure=configure_user_add,
         uses_config=True,
     ),
     Command(
@@ -193,7 +137,7 @@ COMMANDS: tuple[Command, ...] = (
             "read back and delete a probe object. Safe to run again. Exits 1 "
             "with one line naming the endpoint and bucket when it cannot."
         ),
-        run=_storage_init,
+        run=storage_init,
         uses_config=True,
     ),
     Command(
@@ -204,8 +148,8 @@ COMMANDS: tuple[Command, ...] = (
             "its answer. Exits 0 when a leader with quorum is known, 1 when "
             "not, and with one line on stderr when the node cannot be asked."
         ),
-        run=_cluster_status,
-        configure=_configure_cluster_status,
+        run=cluster_status,
+        configure=configure_cluster_status,
         uses_config=True,
     ),
     Command(

@@ -2,9 +2,10 @@
 ``revenge storage init``: make the configured storage ready, then prove that
 it takes a write, a read and a delete.
 
-With ``s3`` the bucket is created unless it exists (safe to run again, and
-from several replicas at once); with ``local`` the directory is. Any other
-backend is checked and probed the same way. Runs its own reactor.
+A provider that provides ``IInitializableStorage`` makes its backend ready
+itself: with ``s3`` the bucket is created unless it exists (safe to run
+again, and from several replicas at once), with ``local`` the directory is.
+Any other backend is checked and probed the same way. Runs its own reactor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from twisted.internet.interfaces import IConsumer, IProducer
 from zope.interface import implementer
 
-from revenge.cli._main import CommandError, config_from_args
+from revenge.cli._common import CommandError, config_from_args
 from revenge.config import Config
 
 # Probe objects live under their own prefix, so a leftover is easy to spot.
@@ -42,13 +43,11 @@ class _Collector:
 
 
 def _describe(storage: Any) -> str:
-    from revenge.storage import LocalStorage
-    from revenge.storage._s3 import S3Storage
+    from revenge.storage import IInitializableStorage
 
-    if isinstance(storage, S3Storage):
-        return f"S3 bucket {storage.bucket!r} at {storage.endpoint}"
-    if isinstance(storage, LocalStorage):
-        return f"local storage at {storage.root}"
+    if IInitializableStorage.providedBy(storage):
+        description: str = storage.description
+        return description
     return f"storage backend {storage.name!r}"
 
 
@@ -71,33 +70,29 @@ async def _prove(storage: Any) -> None:
 
 async def _initialise(reactor: Any, config: Config, lines: list[str]) -> None:
     from revenge.providers import STORAGE_GROUP, ProviderError, create_provider
-    from revenge.storage import IStorage, StorageError
-    from revenge.storage._s3 import S3Storage
+    from revenge.storage import IInitializableStorage, IStorage, StorageError
 
     try:
         storage = create_provider(STORAGE_GROUP, config.storage.backend, IStorage, config, reactor)
     except (ProviderError, ValueError) as error:
         raise CommandError(str(error)) from None
+    # Asked of the provider, not of its class: any provider may declare it.
+    initializable = IInitializableStorage.providedBy(storage)
     where = _describe(storage)
     try:
-        if isinstance(storage, S3Storage):
-            created = await storage.ensure_bucket()
-            lines.append(f"{where}: {'created' if created else 'already exists'}")
+        if initializable:
+            outcome = await storage.initialize()
+            lines.append(f"{where}: {outcome}")
         else:
-            # The local provider creates its directory here.
             await storage.check()
             lines.append(f"{where}: ready")
         await _prove(storage)
         lines.append(f"{where}: write, read and delete work")
     except StorageError as error:
-        message = str(error)
-        if isinstance(storage, S3Storage) and (
-            storage.endpoint not in message or repr(storage.bucket) not in message
-        ):
-            message += f" ({where})"
+        message = storage.describe_error(error) if initializable else str(error)
         raise CommandError(f"storage init failed: {message}") from None
     finally:
-        if isinstance(storage, S3Storage):
+        if initializable:
             await storage.close()
 
 

@@ -9,15 +9,8 @@ entry point group ``revenge.config`` (:data:`SECTION_GROUP`, docs/plugins.md);
 a provider reads its section with :meth:`Config.section`.
 """
 
-from revenge.config._duration import format_duration, parse_duration
 from revenge.config._errors import ConfigError
-from revenge.config._load import (
-    DEFAULT_FILE,
-    config_keys,
-    load_config,
-    resolve_config_path,
-    unknown_environment,
-)
+from revenge.config._load import config_keys, load_config, resolve_config_path, unknown_environment
 from revenge.config._redact import (
     SECRET_URL_PARAMETERS,
     USERINFO_HINT,
@@ -26,51 +19,21 @@ from revenge.config._redact import (
     redacted,
     userinfo_problem,
 )
-from revenge.config._schema import (
-    CleanupJobConfig,
-    Config,
-    DatabaseConfig,
-    ElectionConfig,
-    JobsConfig,
-    LocalStorageConfig,
-    MediaConfig,
-    RaftConfig,
-    S3StorageConfig,
-    ServerConfig,
-    StorageConfig,
-    duration_setting,
-    secret_setting,
-    url_setting,
-)
+from revenge.config._schema import Config, duration_setting, secret_setting, url_setting
+from revenge.config._sections import SECTION_GROUP
 from revenge.config._secret import SECRET_HINT, generate_secret, secret_problem
-from revenge.config._sections import SECTION_GROUP, InstalledSection, installed_sections
 
 __all__ = [
-    "DEFAULT_FILE",
+    "Config",
+    "ConfigError",
     "SECRET_HINT",
     "SECRET_URL_PARAMETERS",
     "SECTION_GROUP",
     "USERINFO_HINT",
-    "CleanupJobConfig",
-    "Config",
-    "ConfigError",
-    "DatabaseConfig",
-    "ElectionConfig",
-    "InstalledSection",
-    "JobsConfig",
-    "LocalStorageConfig",
-    "MediaConfig",
-    "RaftConfig",
-    "S3StorageConfig",
-    "ServerConfig",
-    "StorageConfig",
     "config_keys",
     "duration_setting",
-    "format_duration",
     "generate_secret",
-    "installed_sections",
     "load_config",
-    "parse_duration",
     "redact_text",
     "redact_url",
     "redacted",

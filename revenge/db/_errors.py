@@ -8,7 +8,6 @@ from sqlalchemy import URL
 from sqlalchemy.exc import DBAPIError
 
 from revenge.config import SECRET_URL_PARAMETERS, redact_text
-from revenge.web import ApiError
 
 _MAX_REASON = 300
 
@@ -17,19 +16,18 @@ _MAX_REASON = 300
 _SECRETS = "revenge_url_secrets"
 
 
-class DatabaseUnavailable(ApiError):
+class DatabaseUnavailable(Exception):
     """
     The database cannot be reached, or its schema is not migrated yet.
 
-    An :class:`ApiError`, so a route that lets it escape answers 503 JSON
-    ``database_unavailable`` without any handling of its own. The message is
-    generic: the cause is logged, never sent to clients.
+    ``reason`` is the cause, for logs; it is never sent to clients. The web
+    layer answers a route that lets this escape with a 503 JSON
+    ``database_unavailable`` (``revenge.web.api_error_for``), so routes need
+    no handling of their own.
     """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(
-            503, "database_unavailable", "the database is unavailable; try again shortly"
-        )
+        super().__init__(reason)
         self.reason = reason
 
     def __str__(self) -> str:

@@ -1,4 +1,10 @@
-"""Leader election: the contract, the ``standalone`` and ``raft`` providers, the cluster route."""
+"""
+Leader election: the contract (``IElection`` and its optional companions),
+what a provider builds on (``LeadershipListeners``), the raft timings
+(docs/deployment/raft-clustering.md) and the cluster route. The ``standalone``
+and ``raft`` providers themselves are reached through their entry points
+(``revenge.providers``), like a third party's.
+"""
 
 from revenge.election._interface import (
     IElection,
@@ -6,19 +12,17 @@ from revenge.election._interface import (
     IYieldingElection,
     LeadershipChange,
 )
-from revenge.election._raft import RaftElection, RaftSetupError, RaftTuning
+from revenge.election._listeners import LeadershipListeners
+from revenge.election._raft import RaftTuning
 from revenge.election._routes import cluster_status, install_cluster_routes
-from revenge.election._standalone import StandaloneElection
 
 __all__ = [
     "IElection",
     "IElectionHealth",
     "IYieldingElection",
     "LeadershipChange",
-    "RaftElection",
-    "RaftSetupError",
+    "LeadershipListeners",
     "RaftTuning",
-    "StandaloneElection",
     "cluster_status",
     "install_cluster_routes",
 ]

@@ -9,7 +9,8 @@ from revenge.election._interface import IElection
 from revenge.web import json_body
 
 if TYPE_CHECKING:
-    from revenge.server._server import Server
+    from revenge.db import Database
+    from revenge.web import RevengeApp
 
 
 class EligibilityStatus(Protocol):
@@ -40,12 +41,13 @@ def cluster_status(
     return body
 
 
-def install_cluster_routes(server: Server) -> None:
-    election = server.election
-    database = server.database
-    eligibility = server.eligibility
-
-    @server.app.route("/api/v1/cluster")
+def install_cluster_routes(
+    app: RevengeApp,
+    election: IElection,
+    database: Database,
+    eligibility: EligibilityStatus | None = None,
+) -> None:
+    @app.route("/api/v1/cluster")
     async def cluster(request: Any) -> bytes:
         await require_admin(database, request)
         return json_body(request, 200, cluster_status(election, eligibility))

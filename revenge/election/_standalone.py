@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from revenge.election._interface import IElection, LeadershipChange
+from revenge.election._listeners import LeadershipListeners
 
 __all__ = ["StandaloneElection", "create_standalone_election"]
 
@@ -35,9 +36,7 @@ class StandaloneElection:
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
-        # Keyed by a token per subscription, so that unsubscribing removes that
-        # subscription even when the same callback was subscribed twice.
-        self._subscribers: dict[object, Callable[[LeadershipChange], None]] = {}
+        self._listeners = LeadershipListeners(_log)
         self._announced = False
 
     def start(self) -> Deferred[None]:
@@ -45,7 +44,9 @@ class StandaloneElection:
         # subscribers are called there too, as IElection requires.
         if not self._announced:
             self._announced = True
-            self._notify(LeadershipChange(is_leader=True, leader=self.node_id, term=_TERM))
+            self._listeners.notify(
+                LeadershipChange(is_leader=True, leader=self.node_id, term=_TERM)
+            )
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
@@ -65,22 +66,7 @@ class StandaloneElection:
         return {"peers": [], "has_quorum": True}
 
     def subscribe(self, callback: Callable[[LeadershipChange], None]) -> Callable[[], None]:
-        token = object()
-        self._subscribers[token] = callback
-
-        def unsubscribe() -> None:
-            self._subscribers.pop(token, None)
-
-        return unsubscribe
-
-    def _notify(self, change: LeadershipChange) -> None:
-        # A copy: callbacks may unsubscribe while we iterate. One failing
-        # subscriber must not keep the others from hearing the news.
-        for callback in list(self._subscribers.values()):
-            try:
-                callback(change)
-            except Exception:
-                _log.failure("leadership subscriber {callback!r} failed", callback=callback)
+        return self._listeners.subscribe(callback)
 
 
 class _ElectionConfig(Protocol):

@@ -14,20 +14,18 @@ from revenge.jobs._scheduler import JobScheduler
 from revenge.web import ApiError, json_body
 
 if TYPE_CHECKING:
-    from revenge.server._server import Server
+    from revenge.db import Database
+    from revenge.web import RevengeApp
 
 
 def _seconds(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def install_job_routes(server: Server) -> None:
-    """Serve the jobs of the server's ``scheduler`` service."""
-    scheduler = server.service.getServiceNamed(JobScheduler.name)
-    assert isinstance(scheduler, JobScheduler)
-    database = server.database
+def install_job_routes(app: RevengeApp, database: Database, scheduler: JobScheduler) -> None:
+    """Serve the jobs of this node's ``scheduler``."""
 
-    @server.app.route("/api/v1/jobs")
+    @app.route("/api/v1/jobs")
     async def list_jobs(request: Any) -> bytes:
         await require_admin(database, request)
         jobs = scheduler.jobs
@@ -49,7 +47,7 @@ def install_job_routes(server: Server) -> None:
             },
         )
 
-    @server.app.route("/api/v1/jobs/<name>/run", methods=["POST"])
+    @app.route("/api/v1/jobs/<name>/run", methods=["POST"])
     async def run_job(request: Any, name: str) -> bytes:
         admin = await require_admin(database, request)
         try:

@@ -2,117 +2,19 @@
 Media libraries on read-only mounts: listing directories and streaming
 files with ranges and validators, never outside a library root
 (docs/media.md).
+
+Exported: what the server assembles a node from, the read size benchmarks
+compare against, and the one rule of hidden names (docs/media.md, "Hidden
+names"). Everything else is imported from the private modules.
 """
 
-from revenge.media._http import (
-    MAX_RANGES,
-    ByteRange,
-    FileValidators,
-    Precondition,
-    Unsatisfiable,
-    evaluate_preconditions,
-    file_headers,
-    http_date,
-    if_range_allows,
-    parse_http_date,
-    parse_range,
-)
-from revenge.media._libraries import (
-    LIBRARY_KINDS,
-    MARKER_EXAMPLE,
-    MOVIES,
-    MUSIC,
-    READINESS_PREFIX,
-    TV,
-    Library,
-    LibraryMonitor,
-    LibraryUnavailable,
-    RootProblem,
-    libraries_from_config,
-    library_name,
-    probe_root,
-)
-from revenge.media._listing import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    DirectoryPage,
-    InvalidCursor,
-    ListedEntry,
-    decode_cursor,
-    encode_cursor,
-    list_directory,
-)
-from revenge.media._paths import (
-    MediaNotFound,
-    OpenedFile,
-    directory_inside,
-    is_hidden_name,
-    open_inside,
-    real_path_inside,
-    split_media_path,
-    split_relative_path,
-)
-from revenge.media._routes import (
-    MEDIA_PREFIX,
-    TOKEN_PARAMETER,
-    MediaService,
-    install_media_routes,
-    require_media_user,
-)
-from revenge.media._stream import DEFAULT_CHUNK_SIZE, FileStream
-from revenge.media._threads import FilesystemThreads
-from revenge.media._types import CONTENT_TYPES, DEFAULT_CONTENT_TYPE, content_type_for
+from revenge.media._paths import is_hidden_name
+from revenge.media._routes import MediaService, install_media_routes
+from revenge.media._stream import DEFAULT_CHUNK_SIZE
 
 __all__ = [
-    "CONTENT_TYPES",
     "DEFAULT_CHUNK_SIZE",
-    "DEFAULT_CONTENT_TYPE",
-    "DEFAULT_PAGE_SIZE",
-    "LIBRARY_KINDS",
-    "MARKER_EXAMPLE",
-    "MAX_PAGE_SIZE",
-    "MAX_RANGES",
-    "MEDIA_PREFIX",
-    "MOVIES",
-    "MUSIC",
-    "READINESS_PREFIX",
-    "TOKEN_PARAMETER",
-    "TV",
-    "ByteRange",
-    "DirectoryPage",
-    "FileStream",
-    "FileValidators",
-    "FilesystemThreads",
-    "Library",
-    "LibraryMonitor",
-    "LibraryUnavailable",
-    "ListedEntry",
-    "InvalidCursor",
-    "MediaNotFound",
     "MediaService",
-    "OpenedFile",
-    "Precondition",
-    "RootProblem",
-    "Unsatisfiable",
-    "content_type_for",
-    "decode_cursor",
-    "directory_inside",
-    "encode_cursor",
-    "evaluate_preconditions",
-    "file_headers",
-    "http_date",
-    "if_range_allows",
     "install_media_routes",
     "is_hidden_name",
-    "libraries_from_config",
-    "library_name",
-    "list_directory",
-    "open_inside",
-    "parse_http_date",
-    "parse_range",
-    "probe_root",
-    "real_path_inside",
-    "require_media_user",
-    "split_media_path",
-    "split_relative_path",
 ]

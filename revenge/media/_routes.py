@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.logger import Logger
 
-from revenge.auth import User, find_user_by_token, require_user
+from revenge.auth import require_user, require_user_or_query_token
 from revenge.media._http import (
     ByteRange,
     Precondition,
@@ -50,8 +50,9 @@ from revenge.media._types import content_type_for
 from revenge.web import ApiError, json_body
 
 if TYPE_CHECKING:
+    from revenge.config import Config
     from revenge.db import Database
-    from revenge.server._server import Server
+    from revenge.web import RevengeApp
 
 _log = Logger(namespace="revenge.media")
 
@@ -70,36 +71,6 @@ def _not_found() -> ApiError:
 
 def _volume_error() -> ApiError:
     return ApiError(503, "media_unavailable", "the media volume could not be read; try again")
-
-
-def _unauthorized(message: str, error: str | None = None) -> ApiError:
-    challenge = 'Bearer realm="revenge"'
-    if error is not None:
-        challenge += f', error="{error}"'
-    return ApiError(
-        401, "unauthorized", message, headers={b"WWW-Authenticate": challenge.encode("ascii")}
-    )
-
-
-async def require_media_user(database: Database, request: Any) -> User:
-    """
-    The caller of a ``/media`` route: ``Authorization: Bearer`` as
-    everywhere, or else ``?token=`` because a ``<video src>`` cannot send
-    headers. The access log never has the query string, so the token does
-    not reach it.
-    """
-    if request.requestHeaders.hasHeader(b"Authorization"):
-        return await require_user(database, request)
-    tokens: list[bytes] = request.args.get(TOKEN_PARAMETER, [])
-    if not tokens:
-        return await require_user(database, request)
-    if len(tokens) > 1:
-        raise _unauthorized("send one token parameter", "invalid_request")
-    token = tokens[0].decode("utf-8", "replace")
-    user = await database.read(lambda connection: find_user_by_token(connection, token))
-    if user is None:
-        raise _unauthorized("the token is not valid", "invalid_token")
-    return user
 
 
 def _one_parameter(request: Any, name: str) -> str | None:
@@ -123,40 +94,49 @@ def _page_size(text: str | None) -> int:
 
 
 class MediaService(Service):
-    """Probes the libraries once at startup (one log line each) and stops the media threads."""
+    """
+    A node's media libraries: their filesystem threads and their monitor.
+    Probes the libraries once at startup (one log line each) and stops the
+    threads when the node stops. The server registers its readiness checks
+    and places it among the node's services.
+    """
 
     name = "media"
 
-    def __init__(
-        self, libraries: Sequence[Library], monitor: LibraryMonitor, threads: FilesystemThreads
-    ) -> None:
-        self._libraries = libraries
-        self._monitor = monitor
-        self._threads = threads
+    def __init__(self, libraries: Sequence[Library], reactor: Any) -> None:
+        self.libraries = libraries
+        self.threads = FilesystemThreads(reactor)
+        self.monitor = LibraryMonitor(libraries, self.threads, reactor)
+
+    @classmethod
+    def from_config(cls, config: Config, reactor: Any) -> MediaService:
+        return cls(libraries_from_config(config), reactor)
+
+    def readiness_checks(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """One readiness check per library, by the name /readyz shows."""
+        return {
+            READINESS_PREFIX + library.name: partial(self.monitor.check, library)
+            for library in self.libraries
+        }
 
     def startService(self) -> None:  # noqa: N802 (Twisted's name)
         super().startService()
-        for library in self._libraries:
-            ensureDeferred(self._monitor.problem(library))
+        for library in self.libraries:
+            ensureDeferred(self.monitor.problem(library))
 
     def stopService(self) -> None:  # noqa: N802 (Twisted's name)
         super().stopService()
-        self._threads.close()
+        self.threads.close()
 
 
-def install_media_routes(server: Server) -> None:
-    """The library and media routes, a readiness check per library, and their threads."""
-    database = server.database
-    reactor = server.reactor
-    libraries = libraries_from_config(server.config)
+def install_media_routes(app: RevengeApp, database: Database, media: MediaService) -> None:
+    """The library and media routes over ``media``'s libraries and threads."""
+    libraries = media.libraries
     by_name = {library.name: library for library in libraries}
-    threads = FilesystemThreads(reactor)
-    monitor = LibraryMonitor(libraries, threads, reactor)
-    for library in libraries:
-        server.health.register(READINESS_PREFIX + library.name, partial(monitor.check, library))
-    MediaService(libraries, monitor, threads).setServiceParent(server.service)
+    threads = media.threads
+    monitor = media.monitor
 
-    @server.app.route("/api/v1/libraries")
+    @app.route("/api/v1/libraries")
     async def list_libraries(request: Any) -> bytes:
         await require_user(database, request)
         problems = await DeferredList(
@@ -178,7 +158,7 @@ def install_media_routes(server: Server) -> None:
             )
         return json_body(request, 200, {"libraries": listed})
 
-    @server.app.route("/api/v1/libraries/<name>/items")
+    @app.route("/api/v1/libraries/<name>/items")
     async def list_items(request: Any, name: str) -> bytes:
         await require_user(database, request)
         library = by_name.get(name)
@@ -217,11 +197,9 @@ def install_media_routes(server: Server) -> None:
             },
         )
 
-    @server.app.route(
-        "/media/<library>/<path:path>", methods=["GET", "HEAD"], merge_slashes=False
-    )
+    @app.route("/media/<library>/<path:path>", methods=["GET", "HEAD"], merge_slashes=False)
     async def media_file(request: Any, library: str, path: str) -> bytes:
-        await require_media_user(database, request)
+        await require_user_or_query_token(database, request, TOKEN_PARAMETER)
         # The URL arguments are werkzeug's decoding; the raw path is checked
         # here instead, so that what was encoded stays visible (%2F, %2e%2e).
         parsed = split_media_path(request.path, MEDIA_PREFIX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from twisted.application.service import Service
@@ -10,7 +11,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import ILogObserver, Logger
 
 from revenge.activity import install_activity_routes
-from revenge.avatars import install_avatar_routes
+from revenge.avatars import install_avatar_routes, remove_deleted_users_avatar
 from revenge.config import Config
 from revenge.db import Database, DatabaseService, DatabaseUrlError
 from revenge.election import IElection, IElectionHealth, LeadershipChange, install_cluster_routes
@@ -20,7 +21,7 @@ from revenge.jobs import (
     create_scheduler,
     install_job_routes,
 )
-from revenge.media import install_media_routes
+from revenge.media import MediaService, install_media_routes
 from revenge.metrics import IInstrumented, Metrics
 from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, create_provider
 from revenge.server._service import RevengeService
@@ -41,7 +42,10 @@ _log = Logger(namespace="revenge.server")
 
 @dataclass
 class Server:
-    """One node's parts; domain packages add their routes and checks through it."""
+    """
+    One node's parts, as built by :func:`build_server`. Domain packages
+    never see it: each install function is given the parts it uses.
+    """
 
     config: Config
     reactor: Any
@@ -173,17 +177,26 @@ def build_server(
     )
     eligibility.setServiceParent(service)
     # Last in, first out: jobs stop before the election hands leadership over.
-    create_scheduler(
+    scheduler = create_scheduler(
         config, reactor, database=database, election=election, storage=storage, metrics=metrics
-    ).setServiceParent(service)
-    server = Server(
+    )
+    scheduler.setServiceParent(service)
+    # Last of all, so first to stop: its filesystem threads close (no file is
+    # streamed any more) while the jobs, the election and the database run on.
+    media = MediaService.from_config(config, reactor)
+    for name, check in media.readiness_checks().items():
+        health.register(name, check)
+    media.setServiceParent(service)
+
+    install_user_routes(app, database, partial(remove_deleted_users_avatar, storage))
+    install_avatar_routes(
+        app, database, storage, reactor, max_bytes=config.storage.avatar_max_bytes
+    )
+    install_activity_routes(app, database)
+    install_cluster_routes(app, election, database, eligibility)
+    install_job_routes(app, database, scheduler)
+    install_media_routes(app, database, media)
+    install_openapi_route(app)
+    return Server(
         config, reactor, metrics, health, app, storage, election, service, database, eligibility
     )
-    install_user_routes(server)
-    install_avatar_routes(server)
-    install_activity_routes(server)
-    install_cluster_routes(server)
-    install_job_routes(server)
-    install_media_routes(server)
-    install_openapi_route(app)
-    return server

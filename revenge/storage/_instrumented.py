@@ -8,22 +8,36 @@ from typing import Any, BinaryIO, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from revenge.metrics import Metrics
-from revenge.storage._interface import IStorage, ObjectNotFound, StoredObject
+from revenge.storage._interface import (
+    IInitializableStorage,
+    IStorage,
+    ObjectNotFound,
+    StorageError,
+    StoredObject,
+)
 
 _T = TypeVar("_T")
 
 
 @implementer(IStorage)
 class InstrumentedStorage:
-    """Wraps a provider: counts and times each call by backend, op and result."""
+    """
+    Wraps a provider: counts and times each call by backend, op and result.
+
+    A provider's ``IInitializableStorage`` shows through the wrapper, which
+    is all that code holding it sees; those calls are handed on unmeasured,
+    as they make a backend ready rather than serve requests.
+    """
 
     def __init__(self, provider: Any, metrics: Metrics) -> None:
         self.provider = provider
         self.name = provider.name
         self._metrics = metrics
+        if IInitializableStorage.providedBy(provider):
+            alsoProvides(self, IInitializableStorage)
 
     def _measure(self, op: str, call: Callable[[], Deferred[_T]]) -> Deferred[_T]:
         started = time.monotonic()
@@ -62,3 +76,22 @@ class InstrumentedStorage:
 
     def check(self) -> Deferred[None]:
         return self._measure("check", lambda: self.provider.check())
+
+    # IInitializableStorage, provided only when the provider provides it.
+
+    @property
+    def description(self) -> str:
+        description: str = self.provider.description
+        return description
+
+    def initialize(self) -> Deferred[str]:
+        result: Deferred[str] = self.provider.initialize()
+        return result
+
+    def describe_error(self, error: StorageError) -> str:
+        message: str = self.provider.describe_error(error)
+        return message
+
+    def close(self) -> Deferred[None]:
+        result: Deferred[None] = self.provider.close()
+        return result

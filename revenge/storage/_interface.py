@@ -74,3 +74,38 @@ class IStorage(Interface):
 
     def check() -> Deferred[None]:
         """Succeed when the backend can serve requests; fail with ``StorageError`` otherwise."""
+
+
+class IInitializableStorage(Interface):
+    """
+    Optional beside ``IStorage``: a provider that can make its backend ready,
+    for ``revenge storage init``. Declare it with ``@implementer`` next to
+    ``IStorage``; the command uses it whenever a provider provides it, and
+    runs only ``check()`` for one that does not.
+    """
+
+    description = Attribute(
+        "Where this provider keeps objects, in words for an operator's one-line"
+        " messages, without secrets: \"S3 bucket 'media' at https://minio:9000\"."
+    )
+
+    def initialize() -> Deferred[str]:
+        """
+        Create what the backend needs (a bucket, a directory) unless it is
+        there, then make sure the provider can serve requests. Safe to run
+        again, and from several replicas at once. Fires with what was done,
+        a few words the command prints after ``description`` (``created``,
+        ``already exists``, ``ready``); fails with ``StorageError`` when the
+        backend cannot be made ready.
+        """
+
+    def describe_error(error: StorageError) -> str:
+        """
+        The one-line message for ``error``, raised by this provider while
+        it was being initialized or probed: its text, plus whatever an
+        operator needs to find the backend (``description``, say) when the
+        text does not already say so.
+        """
+
+    def close() -> Deferred[None]:
+        """Let go of what the provider holds (pooled connections) once the command is done."""

@@ -31,41 +31,39 @@ import builtins
 import hashlib
 import json
 import os
-import re
 import tempfile
 from datetime import datetime, timezone
 from typing import IO, BinaryIO, Protocol
 
-from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IConsumer, IReactorThreads
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from revenge.logs._context import run_in_thread
+from revenge.storage._file_producer import ThreadedFileProducer
 from revenge.storage._interface import (
+    IInitializableStorage,
     InvalidKey,
     IStorage,
     ObjectNotFound,
     StorageError,
     StoredObject,
 )
+from revenge.storage._keys import (
+    MAX_KEY_LENGTH,
+    is_key_segment,
+    shorten,
+    split_key,
+    split_prefix,
+)
 
 __all__ = [
     "LocalStorage",
     "create_local_storage",
-    "validate_key",
-    "validate_prefix",
-    "MAX_KEY_LENGTH",
 ]
 
 _log = Logger()
-
-MAX_KEY_LENGTH = 1024
-_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
-# Characters a list prefix may hold: a key's, as the last segment may be partial.
-_PREFIX_CHARACTERS = re.compile(r"[A-Za-z0-9._/-]*")
 
 _CHUNK_SIZE = 64 * 1024
 OBJECT_SUFFIX = "~obj"
@@ -78,66 +76,6 @@ _PLACEHOLDER_DIGEST = "0" * 64
 # it whole: 1024 characters escaped as \uXXXX fit easily.
 _MAX_CONTENT_TYPE = 1024
 _MAX_HEADER_LINE = 8 * 1024
-
-
-def _shorten(value: str) -> str:
-    # Error messages quote keys, which may be 1024 characters of garbage.
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _split_key(key: object) -> builtins.list[str]:
-    if not isinstance(key, str):
-        raise InvalidKey(f"a key must be a string, not {type(key).__name__}")
-    if not key:
-        raise InvalidKey("a key must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidKey(f"a key must be at most {MAX_KEY_LENGTH} characters long")
-    segments = key.split("/")
-    for segment in segments:
-        if not _SEGMENT.fullmatch(segment) or segment in (".", ".."):
-            raise InvalidKey(
-                f"invalid key {_shorten(key)}: keys are relative paths of "
-                "[A-Za-z0-9._-] segments separated by '/', without '.' or '..'"
-            )
-    return segments
-
-
-def validate_key(key: object) -> str:
-    """
-    Return ``key`` if it is a usable storage key, else raise ``InvalidKey``.
-
-    A key is a relative path of ``[A-Za-z0-9._-]+`` segments joined by ``/``,
-    with no empty, ``.`` or ``..`` segment, at most 1024 characters long. Every
-    provider accepts these, so callers may check keys before any I/O.
-    """
-    _split_key(key)
-    assert isinstance(key, str)
-    return key
-
-
-def _split_prefix(prefix: object) -> tuple[builtins.list[str], str]:
-    """The complete directory segments of a list prefix and its partial tail."""
-    if not isinstance(prefix, str):
-        raise InvalidKey(f"a prefix must be a string, not {type(prefix).__name__}")
-    if len(prefix) > MAX_KEY_LENGTH or not _PREFIX_CHARACTERS.fullmatch(prefix):
-        raise InvalidKey(f"invalid prefix {_shorten(prefix)}")
-    *directories, partial = prefix.split("/")
-    # A partial last segment is only matched as text, yet "." and ".." are
-    # refused there too: no prefix should even look like a way out.
-    if partial in (".", "..") or any(s in ("", ".", "..") for s in directories):
-        raise InvalidKey(f"invalid prefix {_shorten(prefix)}")
-    return directories, partial
-
-
-def validate_prefix(prefix: object) -> str:
-    """
-    Return ``prefix`` if ``list`` accepts it, else raise ``InvalidKey``: the
-    start of a key (its last segment may be partial), never a way out.
-    """
-    _split_prefix(prefix)
-    assert isinstance(prefix, str)
-    return prefix
 
 
 def _header(content_type: str, digest: str) -> bytes:
@@ -173,7 +111,11 @@ def _read_metadata(key: str, file: IO[bytes]) -> StoredObject:
             last_modified=_mtime(stat),
         )
     except (ValueError, KeyError, TypeError, OSError) as error:
-        raise StorageError(f"object {_shorten(key)} is unreadable: {error}") from error
+        raise StorageError(f"object {shorten(key)} is unreadable: {error}") from error
+
+
+def _reading_failed(error: BaseException) -> StorageError:
+    return StorageError(f"reading a stored object failed: {error}")
 
 
 def _fsync_directory(directory: str) -> None:
@@ -200,95 +142,6 @@ def _discard(path: str) -> None:
         _log.warn("could not remove temporary file {path}: {error}", path=path, error=error)
 
 
-def _read_chunk(file: IO[bytes]) -> bytes:
-    chunk = file.read(_CHUNK_SIZE)
-    if not chunk:
-        # Closing here, in the worker thread, keeps that call off the reactor too.
-        file.close()
-    return chunk
-
-
-@implementer(IBodyProducer)
-class _FileProducer:
-    """
-    Streams an open file to a consumer, reading each chunk in the thread pool
-    (a disk or network volume may block) and writing it on the reactor thread.
-    At most one read is in flight, so pause takes effect after that chunk.
-    """
-
-    def __init__(self, reactor: IReactorThreads, file: IO[bytes], length: int) -> None:
-        self.length = length
-        self._reactor = reactor
-        self._file = file
-        self._consumer: IConsumer | None = None
-        self._done: Deferred[None] | None = None
-        self._reading = False
-        self._paused = False
-        self._stopped = False
-        self._finished = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        if self._consumer is not None:
-            raise RuntimeError("this body has already been started")
-        self._consumer = consumer
-        # Cancelling stops production; the Deferred then fails with CancelledError.
-        self._done = Deferred(lambda _: self.stopProducing())
-        self._read_next()
-        return self._done
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        if self._consumer is not None:
-            self._read_next()
-
-    def stopProducing(self) -> None:
-        # IBodyProducer: after stopProducing the Deferred must never fire.
-        if self._stopped or self._finished:
-            return
-        self._stopped = True
-        if not self._reading:
-            self._close()
-
-    def _read_next(self) -> None:
-        if self._reading or self._paused or self._stopped or self._finished:
-            return
-        self._reading = True
-        run_in_thread(self._reactor, _read_chunk, self._file).addCallbacks(
-            self._got_chunk, self._read_failed
-        )
-
-    def _got_chunk(self, chunk: bytes) -> None:
-        self._reading = False
-        if self._stopped:
-            self._close()
-            return
-        assert self._consumer is not None and self._done is not None
-        if not chunk:
-            self._finished = True
-            self._done.callback(None)
-            return
-        # write() may pause, resume or stop us synchronously; _read_next checks.
-        self._consumer.write(chunk)
-        self._read_next()
-
-    def _read_failed(self, failure: Failure) -> None:
-        self._reading = False
-        self._close()
-        if self._stopped:
-            return
-        self._finished = True
-        assert self._done is not None
-        self._done.errback(StorageError(f"reading a stored object failed: {failure.value}"))
-
-    def _close(self) -> None:
-        run_in_thread(self._reactor, self._file.close).addErrback(
-            lambda failure: _log.failure("closing a stored object failed", failure)
-        )
-
-
 class _LocalConfig(Protocol):
     """The part of the configuration this provider reads."""
 
@@ -306,7 +159,7 @@ class _LocalSection(Protocol):
     def path(self) -> str: ...
 
 
-@implementer(IStorage)
+@implementer(IStorage, IInitializableStorage)
 class LocalStorage:
     """
     Objects as files under ``root`` (see the module docstring for the layout).
@@ -338,7 +191,7 @@ class LocalStorage:
         real_root = os.path.realpath(self.root)
         real_path = os.path.realpath(path)
         if real_path == real_root or os.path.commonpath([real_root, real_path]) != real_root:
-            raise InvalidKey(f"key {_shorten(key)} resolves outside the storage root")
+            raise InvalidKey(f"key {shorten(key)} resolves outside the storage root")
 
     # IStorage --------------------------------------------------------------
 
@@ -346,7 +199,7 @@ class LocalStorage:
         self, key: str, body: BinaryIO, content_type: str, length: int | None = None
     ) -> Deferred[StoredObject]:
         try:
-            segments = _split_key(key)
+            segments = split_key(key)
             if not isinstance(content_type, str) or len(content_type) > _MAX_CONTENT_TYPE:
                 raise StorageError(
                     f"a content type must be a string of at most {_MAX_CONTENT_TYPE} characters"
@@ -359,7 +212,7 @@ class LocalStorage:
 
     def get(self, key: str) -> Deferred[StoredObject]:
         try:
-            segments = _split_key(key)
+            segments = split_key(key)
         except InvalidKey:
             return fail()
         return run_in_thread(self._reactor, self._open, key, segments).addCallback(
@@ -368,27 +221,45 @@ class LocalStorage:
 
     def delete(self, key: str) -> Deferred[None]:
         try:
-            segments = _split_key(key)
+            segments = split_key(key)
         except InvalidKey:
             return fail()
         return run_in_thread(self._reactor, self._delete, key, segments)
 
     def exists(self, key: str) -> Deferred[bool]:
         try:
-            segments = _split_key(key)
+            segments = split_key(key)
         except InvalidKey:
             return fail()
         return run_in_thread(self._reactor, self._exists, key, segments)
 
     def list(self, prefix: str) -> Deferred[builtins.list[StoredObject]]:
         try:
-            directories, _ = _split_prefix(prefix)
+            directories, _ = split_prefix(prefix)
         except InvalidKey:
             return fail()
         return run_in_thread(self._reactor, self._list, prefix, directories)
 
     def check(self) -> Deferred[None]:
         return run_in_thread(self._reactor, self._check)
+
+    # IInitializableStorage -----------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        return f"local storage at {self.root}"
+
+    def initialize(self) -> Deferred[str]:
+        # check() creates the root and proves it writable: all there is to do.
+        return self.check().addCallback(lambda _: "ready")
+
+    def describe_error(self, error: StorageError) -> str:
+        # The root's messages name the root, the others the key concerned;
+        # shown as they are, as revenge storage init always has.
+        return str(error)
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)  # nothing is held between calls
 
     # Blocking halves (worker threads only) ------------------------------------
 
@@ -419,7 +290,7 @@ class LocalStorage:
         try:
             fd, temp = self._make_temp(directory)
         except OSError as error:
-            raise StorageError(f"could not store {_shorten(key)}: {error}") from error
+            raise StorageError(f"could not store {shorten(key)}: {error}") from error
 
         # Set while body.read runs: the body's own errors (a client that went
         # away, an upload cap) reach the caller unchanged, ours become StorageError.
@@ -439,13 +310,13 @@ class LocalStorage:
                     if length is not None and size > length:
                         # Stop reading at once: the body may be endless.
                         raise StorageError(
-                            f"body of {_shorten(key)} is longer than the declared {length} bytes"
+                            f"body of {shorten(key)} is longer than the declared {length} bytes"
                         )
                     digest.update(chunk)
                     out.write(chunk)
                 if length is not None and size != length:
                     raise StorageError(
-                        f"body of {_shorten(key)} has {size} bytes, not the declared {length}"
+                        f"body of {shorten(key)} has {size} bytes, not the declared {length}"
                     )
                 etag = digest.hexdigest()
                 # Same width as the placeholder, so this overwrites it exactly.
@@ -458,7 +329,7 @@ class LocalStorage:
         except BaseException as error:
             _discard(temp)
             if isinstance(error, OSError) and not in_body:
-                raise StorageError(f"could not store {_shorten(key)}: {error}") from error
+                raise StorageError(f"could not store {shorten(key)}: {error}") from error
             raise
         _fsync_directory(directory)
         return StoredObject(
@@ -477,7 +348,7 @@ class LocalStorage:
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
         except OSError as error:
-            raise StorageError(f"could not open {_shorten(key)}: {error}") from error
+            raise StorageError(f"could not open {shorten(key)}: {error}") from error
         try:
             return file, _read_metadata(key, file)
         except BaseException:
@@ -488,7 +359,14 @@ class LocalStorage:
         # Runs on the reactor thread, where the producer must be created.
         # Until a consumer starts (or stops) the producer, the file stays open.
         file, meta = opened
-        producer = _FileProducer(self._reactor, file, meta.length)
+        producer = ThreadedFileProducer(
+            self._reactor,
+            file,
+            meta.length,
+            chunk_size=_CHUNK_SIZE,
+            owns_file=True,
+            wrap_error=_reading_failed,
+        )
         return StoredObject(
             key=meta.key,
             length=meta.length,
@@ -506,7 +384,7 @@ class LocalStorage:
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise StorageError(f"could not delete {_shorten(key)}: {error}") from error
+            raise StorageError(f"could not delete {shorten(key)}: {error}") from error
         # Prune directories left empty, deepest first, never the root itself;
         # rmdir refuses a non-empty directory, which ends the walk.
         for depth in range(len(segments) - 1, 0, -1):
@@ -536,9 +414,11 @@ class LocalStorage:
             dirnames[:] = [
                 name
                 for name in dirnames
-                if _SEGMENT.fullmatch(name)
-                and name not in (".", "..")
-                and ((base + name + "/").startswith(prefix) or prefix.startswith(base + name + "/"))
+                if is_key_segment(name)
+                and (
+                    (base + name + "/").startswith(prefix)
+                    or prefix.startswith(base + name + "/")
+                )
             ]
             for filename in filenames:
                 if not filename.endswith(OBJECT_SUFFIX):
@@ -547,8 +427,7 @@ class LocalStorage:
                 key = base + segment
                 if (
                     not key.startswith(prefix)
-                    or not _SEGMENT.fullmatch(segment)
-                    or segment in (".", "..")
+                    or not is_key_segment(segment)
                     or len(key) > MAX_KEY_LENGTH
                 ):
                     continue

@@ -150,11 +150,8 @@ class S3CredentialSource:
         found: list[str] = []
         for credentials in (self._static, self._frozen):
             if credentials is not None:
-                found += [
-                    value
-                    for value in (credentials.access_key, credentials.secret_key, credentials.token)
-                    if value
-                ]
+                values = (credentials.access_key, credentials.secret_key, credentials.token)
+                found += [value for value in values if value]
         return found
 
     def _refresh_needed(self) -> bool:

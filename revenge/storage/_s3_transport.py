@@ -1,20 +1,21 @@
 """
 The byte-moving half of the ``s3`` provider: request bodies that stream
-from memory or from a file-like object, response bodies read whole (small
-XML documents) or relayed to a consumer with backpressure, and a watchdog
-that turns a silent server into a timeout.
+from memory, response bodies read whole (small XML documents) or relayed
+to a consumer with backpressure, and a watchdog that turns a silent server
+into a timeout. Bodies read from a file-like object go through the
+providers' shared ``ThreadedFileProducer`` (``revenge.storage._file_producer``).
 
-Nothing here knows about S3 itself; ``revenge.storage._s3`` builds on it.
+Nothing here knows about S3 itself; ``revenge.storage._s3_engine`` and the
+operations built on it do.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
 
 from twisted.internet import error as internet_error
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IConsumer, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
@@ -27,13 +28,10 @@ from twisted.web._newclient import (
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
-from revenge.logs._context import run_in_thread
 from revenge.storage._interface import StorageError
 
 __all__ = [
-    "BodyLengthMismatch",
     "ChunksProducer",
-    "FileBodyProducer",
     "ObjectBodyProducer",
     "ResponseTimeout",
     "ResponseTooLarge",
@@ -51,10 +49,6 @@ class ResponseTimeout(Exception):
 
 class ResponseTooLarge(Exception):
     """A response we read whole was larger than expected."""
-
-
-class BodyLengthMismatch(StorageError):
-    """The body held more or fewer bytes than the declared length."""
 
 
 class Watchdog:
@@ -159,136 +153,6 @@ class ChunksProducer:
             self._done.callback(None)
 
 
-def _read_declared(body: BinaryIO, remaining: int, chunk_size: int, describe: str) -> bytes:
-    """
-    The next chunk of a body declared to hold ``remaining`` more bytes
-    (thread only). The chunk that completes the declared length is returned
-    only once the body has shown its end, so a longer body fails before the
-    server has received a complete request it would store.
-    """
-    if remaining == 0:
-        if body.read(1):
-            raise BodyLengthMismatch(f"the body of {describe} is longer than its declared length")
-        return b""
-    chunk = body.read(min(chunk_size, remaining))
-    if not chunk:
-        raise BodyLengthMismatch(f"the body of {describe} is shorter than its declared length")
-    if len(chunk) > remaining or (len(chunk) == remaining and body.read(1)):
-        raise BodyLengthMismatch(f"the body of {describe} is longer than its declared length")
-    return chunk
-
-
-@implementer(IBodyProducer)
-class FileBodyProducer:
-    """
-    Streams a file-like body of a declared length, each read in the
-    reactor's thread pool (a client upload or a disk may block), at most one
-    read in flight. A failure of the body itself (its own exception, or a
-    length that differs from the declared one) is kept in ``body_error`` so
-    the caller can raise it unchanged instead of the HTTP client's wrapper.
-    """
-
-    def __init__(
-        self,
-        reactor: object,
-        body: BinaryIO,
-        length: int,
-        chunk_size: int,
-        describe: str,
-        on_progress: Callable[[], None] | None = None,
-    ) -> None:
-        self.length = length
-        self.body_error: BaseException | None = None
-        self.on_progress = on_progress
-        self._reactor = reactor
-        self._body = body
-        self._remaining = length
-        self._chunk_size = chunk_size
-        self._describe = describe
-        self._consumer: IConsumer | None = None
-        self._done: Deferred[None] | None = None
-        self._reading = False
-        self._idle_waiters: list[Deferred[None]] = []
-        self._paused = False
-        self._stopped = False
-        self._finished = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        self._consumer = consumer
-        self._done = Deferred(lambda _: self.stopProducing())
-        self._read_next()
-        return self._done
-
-    def wait_idle(self) -> Deferred[None]:
-        """
-        Fires once no read of the body is running: a stopped producer's last
-        read may still be in its thread, and the body must not be rewound
-        for another attempt under it.
-        """
-        if not self._reading:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        self._idle_waiters.append(waiter)
-        return waiter
-
-    def _now_idle(self) -> None:
-        self._reading = False
-        waiters, self._idle_waiters = self._idle_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._read_next()
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-
-    def _read_next(self) -> None:
-        if self._reading or self._paused or self._stopped or self._finished:
-            return
-        if self._consumer is None:
-            return
-        self._reading = True
-        run_in_thread(
-            self._reactor,  # type: ignore[arg-type]
-            _read_declared,
-            self._body,
-            self._remaining,
-            self._chunk_size,
-            self._describe,
-        ).addCallbacks(self._got_chunk, self._read_failed)
-
-    def _got_chunk(self, chunk: bytes) -> None:
-        self._now_idle()
-        if self._stopped:
-            return
-        assert self._consumer is not None and self._done is not None
-        if chunk:
-            self._remaining -= len(chunk)
-            self._consumer.write(chunk)
-            if self.on_progress is not None:
-                self.on_progress()
-        if self._remaining == 0:
-            # _read_declared has already seen the body's end.
-            self._finished = True
-            self._done.callback(None)
-            return
-        self._read_next()
-
-    def _read_failed(self, failure: Failure) -> None:
-        self._now_idle()
-        self.body_error = failure.value
-        if self._stopped or self._finished:
-            return
-        self._finished = True
-        assert self._done is not None
-        self._done.errback(failure)
-
-
 # Response bodies --------------------------------------------------------------
 
 
@@ -328,7 +192,10 @@ class _Collector(Protocol):
 
 
 async def read_body(clock: IReactorTime, response: IResponse, limit: int, timeout: float) -> bytes:
-    """The whole body of a small response, failing past ``limit`` bytes or ``timeout`` of silence."""
+    """
+    The whole body of a small response, failing past ``limit`` bytes or
+    ``timeout`` seconds of silence.
+    """
     finished: Deferred[bytes] = Deferred()
     collector: _Collector | None = None
 

@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from revenge.testing._waiting import wait_until
 
 LogRecord = dict[str, Any]
 
@@ -54,29 +55,6 @@ def twistd_executable() -> str:
     if found is None:
         raise RuntimeError("twistd is not installed in this environment")
     return found
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def hold(seconds: float) -> None:
-    """
-    Let ``seconds`` pass: for keeping a fault in place that long, where the
-    duration is the point (a wait for something to happen is :func:`wait_until`).
-    """
-    end = time.monotonic() + seconds
-    wait_until(lambda: time.monotonic() >= end, seconds + 5, f"{seconds}s to pass", interval=0.01)
 
 
 def add_user_with_cli(

@@ -10,25 +10,20 @@ start, and a raft port on one loopback address chosen per cluster
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from revenge.testing._process import ServerProcess, fetch_cluster_status, wait_until
+from revenge.testing._cluster import ClusterNode, ProcessCluster, add_admins
+from revenge.testing._waiting import wait_until
 
 if TYPE_CHECKING:
     from revenge.testing._faulty_network import FaultyNetwork
-
-Status = dict[str, Any]
 
 
 def _loopback_host() -> str:
@@ -49,32 +44,18 @@ def free_raft_addresses(count: int) -> list[str]:
     return [f"{host}:{_free_port(host)}" for _ in range(count)]
 
 
-def revenge_executable() -> str:
-    return str(Path(sys.executable).with_name("revenge"))
-
-
 @dataclass
-class RaftNode:
-    """One member: its identity, its files and (while running) its process."""
+class RaftNode(ClusterNode):
+    """One member: its identity, its files, its raft address and (while running) its process."""
 
+    _: KW_ONLY
     index: int
-    node_id: str
     raft_address: str
-    workdir: Path
     token: str = ""
-    process: ServerProcess | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def running(self) -> bool:
-        return (
-            self.process is not None
-            and self.process.process is not None
-            and self.process.process.poll() is None
-        )
 
-
-class RaftCluster:
+class RaftCluster(ProcessCluster[RaftNode]):
     """
     ``size`` nodes that list each other as peers; nothing runs until :meth:`start`.
 
@@ -84,6 +65,8 @@ class RaftCluster:
     close the network (close it after :meth:`stop`).
     """
 
+    leader_wanted = "exactly one raft leader"
+
     def __init__(
         self,
         root: Path,
@@ -92,9 +75,8 @@ class RaftCluster:
         env: Mapping[str, str] | None = None,
         network: FaultyNetwork | None = None,
     ) -> None:
-        self.root = Path(root)
+        super().__init__(root, env)
         self.secret = secret if secret is not None else secrets.token_urlsafe(32)
-        self.env = dict(env or {})
         self.nodes = [
             RaftNode(
                 index=index,
@@ -123,111 +105,23 @@ class RaftCluster:
             **node.extra_env,
         }
 
-    def _make_admins(self, nodes: list[RaftNode]) -> None:
-        """``revenge user add admin --admin`` in each node's database, all at once."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
-        running = []
-        for node in nodes:
-            node.workdir.mkdir(parents=True, exist_ok=True)
-            running.append(
-                subprocess.Popen(
-                    [revenge_executable(), "user", "add", "admin", "--admin"],
-                    cwd=node.workdir,
-                    env={**base, **self.node_env(node)},
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for node, process in zip(nodes, running):
-            out, err = process.communicate(timeout=120)
-            if process.returncode != 0:
-                raise RuntimeError(f"revenge user add failed for {node.node_id}: {err}")
-            node.token = out.strip()
+    def make_admins(self, nodes: list[RaftNode]) -> None:
+        """``revenge user add admin --admin`` in the database of each node without a token."""
+        missing = [node for node in nodes if not node.token]
+        tokens = add_admins([(n.node_id, n.workdir, self.node_env(n)) for n in missing])
+        for node, token in zip(missing, tokens):
+            node.token = token
 
-    def start(self) -> RaftCluster:
-        """Start every node (making admin tokens first) and wait until each serves HTTP."""
-        self._make_admins([node for node in self.nodes if not node.token])
-        for node in self.nodes:
-            self.start_node(node, wait=False)
-        for node in self.nodes:
-            assert node.process is not None
-            node.process.port  # noqa: B018 (waits for the listener)
-        return self
+    def admin_token(self, node: RaftNode) -> str:
+        return node.token
+
+    def current_leader(self, among: list[RaftNode] | None = None) -> RaftNode | None:
+        """Exactly one node of ``among`` says it leads (whether the others know yet or not)."""
+        return self.sole_leader(among)
 
     def command_prefix(self, node: RaftNode) -> list[str]:
         """What goes in front of ``node``'s twistd command: its cgroup wrapper with a network."""
         return self.network.command_prefix(node) if self.network is not None else []
-
-    def start_node(self, node: RaftNode, wait: bool = True) -> ServerProcess:
-        if not node.token:
-            self._make_admins([node])
-        process = ServerProcess(
-            node.workdir, env=self.node_env(node), command_prefix=self.command_prefix(node)
-        )
-        node.process = process
-        process.start()
-        if wait:
-            process.port  # noqa: B018 (waits for the listener)
-        return process
-
-    def signal(self, node: RaftNode, signum: int) -> None:
-        assert node.process is not None
-        node.process.signal(signum)
-
-    def kill(self, node: RaftNode) -> None:
-        """SIGKILL and reap."""
-        self.signal(node, signal.SIGKILL)
-        assert node.process is not None
-        node.process.wait(30)
-
-    def stop(self) -> None:
-        """Stop every node still running: SIGCONT (it may be stopped), then SIGKILL."""
-        for node in self.nodes:
-            if node.running:
-                assert node.process is not None
-                node.process.kill()
-
-    def __enter__(self) -> RaftCluster:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # Reading the election through the API.
-
-    def status(self, node: RaftNode, timeout: float = 1.0) -> Status | None:
-        """The node's ``GET /api/v1/cluster``, or None when it does not answer in time."""
-        if not node.running:
-            return None
-        assert node.process is not None
-        try:
-            port = node.process.port
-        except (RuntimeError, TimeoutError):
-            return None
-        return fetch_cluster_status(port, node.token, timeout)
-
-    def leaders(self, among: list[RaftNode] | None = None, timeout: float = 1.0) -> list[RaftNode]:
-        """The nodes (of ``among``, default all running) that now say they lead."""
-        candidates = among if among is not None else [n for n in self.nodes if n.running]
-        found = []
-        for node in candidates:
-            status = self.status(node, timeout)
-            if status is not None and status.get("is_leader"):
-                found.append(node)
-        return found
-
-    def wait_for_leader(
-        self, among: list[RaftNode] | None = None, timeout: float = 30.0
-    ) -> RaftNode:
-        """Wait until exactly one node of ``among`` says it leads; return it."""
-
-        def single() -> RaftNode | None:
-            found = self.leaders(among)
-            return found[0] if len(found) == 1 else None
-
-        leader: RaftNode = wait_until(single, timeout, "exactly one raft leader", interval=0.02)
-        return leader
 
     def is_warm(self) -> bool:
         """Every running node follows the same leader and is connected to every running peer."""
@@ -255,3 +149,28 @@ class RaftCluster:
             deadline = time.monotonic() + settle
             wait_until(lambda: time.monotonic() >= deadline, settle + 1, "settling")
             wait_until(self.is_warm, timeout, "a warm raft cluster", interval=0.05)
+
+
+class FixedPortCluster(RaftCluster):
+    """
+    A :class:`RaftCluster` whose nodes keep their HTTP port across restarts,
+    for a load generator or a balancer that knows the nodes by their URLs
+    (:meth:`url`), which a restart must not change.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        size: int = 3,
+        secret: str | None = None,
+        env: Mapping[str, str] | None = None,
+        network: FaultyNetwork | None = None,
+    ) -> None:
+        super().__init__(root, size, secret, env, network)
+        self.ports = {node.node_id: _free_port("127.0.0.1") for node in self.nodes}
+
+    def url(self, node: RaftNode) -> str:
+        return f"http://127.0.0.1:{self.ports[node.node_id]}"
+
+    def server_args(self, node: RaftNode) -> list[str]:
+        return ["--listen", f"tcp:{self.ports[node.node_id]}:interface=127.0.0.1"]

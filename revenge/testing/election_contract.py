@@ -52,38 +52,21 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import pytest
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from zope.interface.verify import verifyObject
 
 from revenge.election import IElection, LeadershipChange, cluster_status
 from revenge.testing._pytest_twisted import twisted_test
+from revenge.testing._waiting import eventually
 
 __all__ = ["ElectionContract", "SubscriberLog", "eventually", "stop_all"]
-
-# How often conditions are polled while the reactor keeps running.
-POLL_INTERVAL_S = 0.01
 
 # The fields of /api/v1/cluster that the interface answers; a provider's
 # status() may restate them, and must then agree.
 INTERFACE_FIELDS = ("node_id", "backend", "is_leader", "leader", "term")
-
-
-async def eventually(condition: Callable[[], Any], what: str, timeout: float) -> Any:
-    """Poll ``condition`` while the reactor runs until it is truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await deferLater(reactor, POLL_INTERVAL_S)
 
 
 async def stop_all(elections: Iterable[IElection]) -> None:

@@ -45,7 +45,14 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from revenge.storage import InvalidKey, IStorage, ObjectNotFound, StorageError, StoredObject
+from revenge.storage import (
+    MAX_KEY_LENGTH,
+    InvalidKey,
+    IStorage,
+    ObjectNotFound,
+    StorageError,
+    StoredObject,
+)
 from revenge.testing._pytest_twisted import twisted_test
 
 __all__ = [
@@ -81,7 +88,7 @@ INVALID_KEYS = [
     pytest.param("a\\b", id="backslash"),
     pytest.param("a\x00b", id="nul"),
     pytest.param("", id="empty"),
-    pytest.param("a" * 1025, id="too-long"),
+    pytest.param("a" * (MAX_KEY_LENGTH + 1), id="too-long"),
     pytest.param("a b", id="space"),
     pytest.param("caf\u00e9", id="non-ascii"),
     pytest.param(b"bytes", id="not-a-string"),
@@ -96,7 +103,7 @@ INVALID_PREFIXES = [
     pytest.param("a//", id="empty-segment"),
     pytest.param("a\\b", id="backslash"),
     pytest.param("a\x00", id="nul"),
-    pytest.param("a" * 1025, id="too-long"),
+    pytest.param("a" * (MAX_KEY_LENGTH + 1), id="too-long"),
 ]
 
 

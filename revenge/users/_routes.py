@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from revenge.auth import require_admin
-from revenge.storage import ObjectNotFound
 from revenge.users._store import (
     USER_NAME_RULE,
     UserExists,
@@ -18,9 +18,13 @@ from revenge.users._store import (
 from revenge.web import ApiError, ClientJSONError, json_body, loads_client_json
 
 if TYPE_CHECKING:
-    from revenge.server._server import Server
+    from revenge.db import Database
+    from revenge.web import RevengeApp
 
 _log = Logger(namespace="revenge.users")
+
+# What becomes of a deleted user's avatar object: (user name, storage key).
+AvatarRemover = Callable[[str, str], Awaitable[None]]
 
 # A user is a name and a flag; anything bigger is not a request for one.
 MAX_BODY_BYTES = 16 * 1024
@@ -57,11 +61,17 @@ def read_new_user(request: Any) -> tuple[str, bool]:
     return name, admin
 
 
-def install_user_routes(server: Server) -> None:
-    database = server.database
-    storage = server.storage
+def install_user_routes(
+    app: RevengeApp, database: Database, remove_avatar: AvatarRemover
+) -> None:
+    """
+    ``POST /api/v1/users`` and ``DELETE /api/v1/users/<name>``. Once a
+    deletion has committed, ``remove_avatar`` is given the user's avatar
+    object (``revenge.avatars.remove_deleted_users_avatar``, bound to the
+    storage by the server: avatars are their package's business).
+    """
 
-    @server.app.route("/api/v1/users", methods=["POST"])
+    @app.route("/api/v1/users", methods=["POST"])
     async def add_user(request: Any) -> bytes:
         admin = await require_admin(database, request)
         name, is_admin = read_new_user(request)
@@ -91,7 +101,7 @@ def install_user_routes(server: Server) -> None:
             {"name": created.user.name, "admin": created.user.is_admin, "token": created.token},
         )
 
-    @server.app.route("/api/v1/users/<name>", methods=["DELETE"])
+    @app.route("/api/v1/users/<name>", methods=["DELETE"])
     async def remove_user(request: Any, name: str) -> bytes:
         admin = await require_admin(database, request)
         if not is_valid_user_name(name):
@@ -105,18 +115,6 @@ def install_user_routes(server: Server) -> None:
             raise ApiError(404, "not_found", f"no user {name!r}")
         _log.info("user {user} deleted by {actor}", user=name, actor=admin.name)
         if deleted.avatar_key is not None:
-            # After the commit: a failure here leaves an object nobody points
-            # to, which the orphan sweep removes, never a user without an avatar.
-            try:
-                await storage.delete(deleted.avatar_key)
-            except ObjectNotFound:
-                pass
-            except Exception as error:
-                _log.warn(
-                    "could not delete the avatar {key} of deleted user {user}: {reason}",
-                    key=deleted.avatar_key,
-                    user=name,
-                    reason=str(error),
-                )
+            await remove_avatar(name, deleted.avatar_key)
         request.setResponseCode(204)
         return b""

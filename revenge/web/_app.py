@@ -19,7 +19,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RoutingException
 
 from revenge.metrics import Metrics
-from revenge.web._errors import ApiError, error_body, json_body
+from revenge.db import DatabaseUnavailable
+from revenge.web._errors import ApiError, api_error_for, error_body, json_body
 from revenge.web._health import HealthChecks
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
@@ -169,10 +170,10 @@ class RevengeApp:
     def _install_error_handlers(self) -> None:
         # Klein tries handlers in registration order; the last one catches
         # everything else, which then reaches RevengeRequest.processingFailed.
-        @self.klein.handle_errors(ApiError)
+        @self.klein.handle_errors(ApiError, DatabaseUnavailable)
         def api_error(request: IRequest, failure: Failure) -> bytes:
-            error = failure.value
-            assert isinstance(error, ApiError)
+            error = api_error_for(failure.value)
+            assert error is not None
             for name, value in error.headers.items():
                 request.setHeader(name, value)
             return error_body(request, error.status, error.code, error.message)

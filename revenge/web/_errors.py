@@ -7,6 +7,8 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
+from revenge.db import DatabaseUnavailable
+
 JSON_CONTENT_TYPE = b"application/json"
 
 
@@ -21,6 +23,25 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+# The one answer to a database that cannot be reached: the cause stays in the
+# log (DatabaseUnavailable.reason), the client learns only to come back.
+DATABASE_UNAVAILABLE = (503, "database_unavailable", "the database is unavailable; try again shortly")
+
+
+def api_error_for(error: BaseException | None) -> ApiError | None:
+    """
+    The JSON error a failure that escaped a route (or an admission) is
+    answered with, or None for one that is a bug (a 500 and a traceback).
+    The rule for every exception a lower layer raises lives here, so a
+    route never translates them itself.
+    """
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, DatabaseUnavailable):
+        return ApiError(*DATABASE_UNAVAILABLE)
+    return None
 
 
 def json_body(request: IRequest, status: int, payload: Any) -> bytes:

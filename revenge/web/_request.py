@@ -41,7 +41,7 @@ from twisted.web.server import Request, Site
 
 from revenge.logs import current_request_id
 from revenge.web._app import NO_ROUTE_BODY_LIMIT, BodyLimit, Release
-from revenge.web._errors import ApiError, error_body
+from revenge.web._errors import api_error_for, error_body
 from revenge.web._request_id import REQUEST_ID_HEADER, choose_request_id
 from revenge.web._target import (
     FRAMING_HEADERS,
@@ -258,8 +258,8 @@ class RevengeRequest(Request):
         self._admission_pending = False
         if self._recorded:
             return
-        error = failure.value
-        if isinstance(error, ApiError):
+        error = api_error_for(failure.value)
+        if error is not None:
             self.refuse(error.status, error.code, error.message, error.headers)
             return
         _log.failure(

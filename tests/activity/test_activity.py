@@ -6,10 +6,10 @@ import pytest
 import pytest_twisted
 from sqlalchemy import func, insert, select
 
-from revenge.activity import MAX_LIMIT, list_activity, record_activity
+from revenge.activity import record_activity
+from revenge.activity._record import MAX_LIMIT, list_activity
 from revenge.db import activity, utc_now
-
-TEST_NODE_ID = "test-node"  # the running_server fixture's node_id
+from revenge.testing import TEST_NODE_ID  # the running_server fixture's node_id
 
 
 @pytest_twisted.ensureDeferred

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from revenge.auth import (
-    TOKEN_PREFIX,
-    hash_verifier,
-    issue_token,
-    parse_token,
-    verifier_matches,
-)
+from revenge.auth import issue_token
+from revenge.auth._tokens import TOKEN_PREFIX, hash_verifier, parse_token, verifier_matches
 
 
 def test_a_token_carries_a_selector_and_a_256_bit_verifier():

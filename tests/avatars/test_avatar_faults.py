@@ -16,9 +16,9 @@ import treq
 from twisted.internet.threads import deferToThread
 
 from revenge.db import DatabaseUnavailable
-from revenge.testing import TcpProxy
+from revenge.testing import TcpProxy, start_in_process_node
 
-from .conftest import GIF, PNG, AvatarNode, s3_settings, start_node
+from .helpers import GIF, PNG, AvatarNode, s3_settings
 
 AVATAR = "/api/v1/users/{}/avatar"
 
@@ -155,8 +155,8 @@ async def node_behind_a_database_proxy(
         bucket = await deferToThread(s3.make_bucket)
         settings = s3_settings(s3, bucket, s3.endpoint)
     try:
-        running = await start_node(
-            tmp_path, url.render_as_string(hide_password=False), **settings
+        running = await start_in_process_node(
+            tmp_path, url.render_as_string(hide_password=False), settings
         )
         try:
             yield (

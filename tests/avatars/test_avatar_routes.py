@@ -16,9 +16,10 @@ from sqlalchemy import select
 from twisted.internet.threads import deferToThread
 
 from revenge.db import activity
+from revenge.testing import eventually
 from revenge.testing.s3 import MOTO_ACCESS_KEY, MOTO_SECRET_KEY
 
-from .conftest import AVATAR_CAP, GIF, JPEG, PNG, WEBP, AvatarNode, eventually
+from .helpers import AVATAR_CAP, DEADLINE_S, GIF, JPEG, PNG, WEBP, AvatarNode
 
 AVATAR = "/api/v1/users/{}/avatar"
 
@@ -245,6 +246,7 @@ async def test_a_client_that_disconnects_mid_upload_stores_nothing(avatar_node, 
     (line,) = await eventually(
         lambda: captured_log.matching(namespace="revenge.access", request_id="half-upload"),
         "the access log line of the abandoned upload",
+        timeout=DEADLINE_S,
     )
     assert line["aborted"] is True
     assert await avatar_node.avatar_key("jack") is None

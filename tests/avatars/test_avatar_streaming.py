@@ -20,8 +20,9 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from revenge.storage import StorageError, StoredObject
+from revenge.testing import eventually
 
-from .conftest import PNG, eventually
+from .helpers import DEADLINE_S, PNG
 
 AVATAR = "/api/v1/users/{}/avatar"
 LARGE = 24 * 1024 * 1024
@@ -141,7 +142,9 @@ async def test_a_client_that_does_not_read_pauses_the_stored_body(avatar_node, m
     port = int(avatar_node.url.rsplit(":", 1)[1])
     connection = await deferToThread(_connect_and_ask, port, AVATAR.format("slow"), "slow-1")
     try:
-        await eventually(lambda: bodies and bodies[0].pauses > 0, "the body to be paused")
+        await eventually(
+            lambda: bodies and bodies[0].pauses > 0, "the body to be paused", timeout=DEADLINE_S
+        )
     except BaseException:
         connection.close()
         raise
@@ -163,13 +166,16 @@ async def test_a_client_that_leaves_stops_the_stored_body(
     port = int(avatar_node.url.rsplit(":", 1)[1])
     connection = await deferToThread(_connect_and_ask, port, AVATAR.format("leaver"), "leaver-1")
     try:
-        await eventually(lambda: bodies and bodies[0].pauses > 0, "the body to be paused")
+        await eventually(
+            lambda: bodies and bodies[0].pauses > 0, "the body to be paused", timeout=DEADLINE_S
+        )
     finally:
         connection.close()
-    await eventually(lambda: bodies[0].stops > 0, "the body to be stopped")
+    await eventually(lambda: bodies[0].stops > 0, "the body to be stopped", timeout=DEADLINE_S)
     (line,) = await eventually(
         lambda: captured_log.matching(namespace="revenge.access", request_id="leaver-1"),
         "the access log line",
+        timeout=DEADLINE_S,
     )
     assert line["aborted"] is True
     assert not [r for r in captured_log.records if r.get("level") in ("error", "critical")]
@@ -196,6 +202,7 @@ async def test_a_body_that_fails_half_way_aborts_the_response(
     (line,) = await eventually(
         lambda: captured_log.matching(namespace="revenge.access", request_id="broken-1"),
         "the access log line",
+        timeout=DEADLINE_S,
     )
     assert line["aborted"] is True
     (warning,) = [

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from revenge.avatars import (
+from revenge.avatars import AVATAR_KEY_PREFIX
+from revenge.avatars._images import (
     AVATAR_CONTENT_TYPES,
-    AVATAR_KEY_PREFIX,
     SNIFF_BYTES,
     declared_image_type,
-    entity_tag,
     image_type_of,
-    new_avatar_key,
 )
+from revenge.avatars._pointer import entity_tag, new_avatar_key
 from revenge.avatars._routes import _matches_if_none_match
 from revenge.storage import validate_key
 

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import make_url
 
 from revenge.db import create_database_engine, upgrade_schema, write_transaction
-from revenge.testing import PostgresServer, TcpProxy
+from revenge.testing import FixedPortCluster, PostgresServer, TcpProxy
 from revenge.testing.s3 import moto_server
 from revenge.users import create_user
 
-from .harness import INTERVAL_S, Chaos, FixedPortCluster
+from .harness import INTERVAL_S, Chaos
 
 USERS = 6
 

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,8 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from revenge.db import job_runs, users
-from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, SUCCESS
-from revenge.testing import RaftCluster, RaftNode, ServerProcess, TcpProxy, wait_until
+from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP
+from revenge.jobs._ledger import SUCCESS
+from revenge.testing import FixedPortCluster, RaftNode, TcpProxy, wait_until
 
 INTERVAL_S = 2.0
 DEADLINE_S = 45.0
@@ -43,33 +43,6 @@ LOADGEN = Path(__file__).resolve().parents[2] / "bench" / "_chaos_load.py"
 def long_form() -> bool:
     """``REVENGE_CHAOS=long``: more clients, every fault several times."""
     return os.environ.get("REVENGE_CHAOS", "short") == "long"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class FixedPortCluster(RaftCluster):
-    """A :class:`RaftCluster` whose nodes keep their HTTP port across restarts."""
-
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        super().__init__(root, env=env)
-        self.ports = {node.node_id: free_port() for node in self.nodes}
-
-    def url(self, node: RaftNode) -> str:
-        return f"http://127.0.0.1:{self.ports[node.node_id]}"
-
-    def start_node(self, node: RaftNode, wait: bool = True) -> ServerProcess:
-        listen = f"tcp:{self.ports[node.node_id]}:interface=127.0.0.1"
-        process = ServerProcess(node.workdir, env=self.node_env(node), args=["--listen", listen])
-        node.process = process
-        process.start()
-        if wait:
-            process.port  # noqa: B018 (waits for the listener)
-        return process
 
 
 REFUSED = -1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, SUCCESS
+from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP
+from revenge.jobs._ledger import SUCCESS
 
 from .harness import Chaos, Fault, overlaps
 

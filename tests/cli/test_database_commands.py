@@ -11,8 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from revenge.auth import find_user_by_token, parse_token
-from revenge.db import create_database_engine, head_revision, read_transaction
+from revenge.auth._tokens import parse_token
+from revenge.auth._users import find_user_by_token
+from revenge.db import create_database_engine, read_transaction
+from revenge.db._migrate import head_revision
 
 REVENGE = Path(sys.executable).with_name("revenge")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from revenge.config import format_duration, parse_duration
+from revenge.config._duration import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from revenge.config import (
     ConfigError,
     config_keys,
     duration_setting,
-    installed_sections,
     load_config,
     redacted,
     secret_setting,
@@ -28,6 +27,7 @@ from revenge.config import (
     url_setting,
 )
 from revenge.config import _sections
+from revenge.config._sections import installed_sections
 
 SECRET = "demo-token-that-must-not-leak"
 DB_PASSWORD = "demo-db-password-that-must-not-leak"

@@ -13,6 +13,7 @@ from twisted.internet import reactor
 from twisted.python.threadable import isInIOThread
 
 from revenge.db import Database, DatabaseUnavailable
+from revenge.web import api_error_for
 from revenge.logs import current_request_id, get_request_id
 
 
@@ -54,8 +55,9 @@ async def test_nothing_runs_before_the_schema_is_migrated(database: Database):
     assert not database.schema_ready
     with pytest.raises(DatabaseUnavailable) as raised:
         await database.read(lambda connection: None)
-    assert raised.value.status == 503
-    assert raised.value.code == "database_unavailable"
+    answer = api_error_for(raised.value)
+    assert answer is not None
+    assert (answer.status, answer.code) == (503, "database_unavailable")
     with pytest.raises(DatabaseUnavailable):
         await database.check()
     await database.upgrade_schema()
@@ -71,9 +73,10 @@ async def test_an_unreachable_server_is_a_503_without_secrets():
     try:
         with pytest.raises(DatabaseUnavailable) as raised:
             await database.read(lambda connection: connection.execute(text("SELECT 1")))
-        assert raised.value.status == 503
+        answer = api_error_for(raised.value)
+        assert answer is not None and answer.status == 503
         assert "hunter2" not in raised.value.reason
-        assert "hunter2" not in raised.value.message
+        assert "hunter2" not in answer.message
         with pytest.raises(DatabaseUnavailable) as checked:
             await database.check()
         assert "refused" in checked.value.reason.lower()

@@ -7,7 +7,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from revenge.db import DatabaseService, SchemaUpgrade
+from revenge.db import DatabaseService
+from revenge.db._migrate import SchemaUpgrade
 
 
 class FlakyDatabase:

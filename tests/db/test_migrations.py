@@ -10,12 +10,10 @@ from sqlalchemy import inspect
 
 from revenge.db import (
     create_database_engine,
-    current_revision,
-    downgrade_schema,
-    head_revision,
-    metadata,
     upgrade_schema,
 )
+from revenge.db._migrate import current_revision, downgrade_schema, head_revision
+from revenge.db._schema import metadata
 
 TABLES = {"users", "activity", "job_runs", "job_fences", "election_terms"}
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from revenge.config import config_keys, parse_duration
+from revenge.config import config_keys
+from revenge.config._duration import parse_duration
 from revenge.config._keys import schema as config_schema
 
 ROOT = Path(__file__).resolve().parents[2]

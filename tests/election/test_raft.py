@@ -12,7 +12,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,22 +21,19 @@ import pytest
 import pytest_twisted
 from cryptography.fernet import Fernet
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from zope.interface.verify import verifyObject
 
 from revenge.election import (
     IElection,
     LeadershipChange,
-    RaftElection,
-    RaftSetupError,
     RaftTuning,
 )
-from revenge.election._raft import resolve_host
+from revenge.election._raft import RaftElection, RaftSetupError, resolve_host
 from revenge.metrics import Metrics
 from revenge.providers import ELECTION_GROUP, create_provider
 from revenge.server._server import _track_election
-from revenge.testing import free_raft_addresses
+from revenge.testing import eventually, free_raft_addresses
 from revenge.testing.election_contract import ElectionContract
 
 from .payloads import CreatesAFile, frame
@@ -45,18 +42,6 @@ from .payloads import CreatesAFile, frame
 SECRET = "correct horse battery staple, 7Vq2hZt9wKx3mPb0LrYcN5sJ"
 # Generous: these are deadlines for things that take well under a second.
 DEADLINE_S = 10.0
-
-
-async def eventually(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Poll ``condition`` while the reactor runs until it is truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await deferLater(reactor, 0.02)
 
 
 def make_node(

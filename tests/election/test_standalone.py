@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
-from zope.interface import implementer
+from twisted.logger import LogEvent
 from zope.interface.verify import verifyObject
 
-from revenge.election import IElection, LeadershipChange, StandaloneElection
+from revenge.election import IElection, LeadershipChange
+from revenge.election._standalone import StandaloneElection
 from revenge.providers import ELECTION_GROUP, create_provider
+from revenge.testing import captured_log_events
 from revenge.testing.election_contract import ElectionContract
 
 LEADING = LeadershipChange(is_leader=True, leader="node-a", term=1)
@@ -25,23 +26,10 @@ def election() -> StandaloneElection:
     return StandaloneElection("node-a")
 
 
-@implementer(ILogObserver)
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def __call__(self, event: LogEvent) -> None:
-        self.events.append(event)
-
-
 @pytest.fixture
 def logged() -> Iterator[list[LogEvent]]:
-    recorder = Recorder()
-    globalLogPublisher.addObserver(recorder)
-    try:
-        yield recorder.events
-    finally:
-        globalLogPublisher.removeObserver(recorder)
+    with captured_log_events() as events:
+        yield events
 
 
 def test_provides_interface(election: StandaloneElection) -> None:

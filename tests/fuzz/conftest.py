@@ -17,7 +17,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-from fuzz.tally import REPORT_VARIABLE, TRIED
+from .tally import REPORT_VARIABLE, TRIED
 
 # No deadline: a loaded 2-core CI machine must not turn a slow example into a
 # failure (timing goals live in bench/, never in tests).

@@ -22,19 +22,16 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from fuzz.tally import count_input, examples
 from revenge.testing import (
     ServerProcess,
     add_user_with_cli,
     put_avatar,
     write_sample_media_library,
 )
-from revenge.web import (
-    OPENAPI_ROUTE,
-    documented_operations,
-    is_valid_request_id,
-    load_openapi_document,
-)
+from revenge.web import is_valid_request_id
+from revenge.web._openapi import OPENAPI_ROUTE, documented_operations, load_openapi_document
+
+from .tally import count_input, examples
 
 ADMIN = "fuzz-admin"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4

@@ -24,16 +24,16 @@ import yaml
 from hypothesis import assume, example, given, reject, settings
 from hypothesis import strategies as st
 
-from fuzz.tally import count_input, examples
 from revenge.config import (
     Config,
     ConfigError,
-    format_duration,
     load_config,
-    parse_duration,
     redacted,
 )
+from revenge.config._duration import format_duration, parse_duration
 from revenge.config._schema import DURATION, SECRET, URL_PASSWORD
+
+from .tally import count_input, examples
 
 
 # -- durations ------------------------------------------------------------------------

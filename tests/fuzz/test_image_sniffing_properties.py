@@ -5,8 +5,14 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fuzz.tally import count_input, examples
-from revenge.avatars import AVATAR_CONTENT_TYPES, SNIFF_BYTES, declared_image_type, image_type_of
+from revenge.avatars._images import (
+    AVATAR_CONTENT_TYPES,
+    SNIFF_BYTES,
+    declared_image_type,
+    image_type_of,
+)
+
+from .tally import count_input, examples
 
 # The signatures as the formats define them, written out again independently.
 SIGNATURES: dict[str, list[bytes]] = {

@@ -20,16 +20,17 @@ from urllib.parse import quote_from_bytes
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fuzz.tally import count_input, examples
-from revenge.media import (
+from revenge.media._listing import list_directory
+from revenge.media._paths import (
     MediaNotFound,
     directory_inside,
-    list_directory,
     open_inside,
     real_path_inside,
     split_media_path,
     split_relative_path,
 )
+
+from .tally import count_input, examples
 
 PREFIX = b"/media/"
 FORBIDDEN = ("/", "\\", "\x00")

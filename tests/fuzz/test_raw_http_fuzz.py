@@ -55,7 +55,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fuzz.tally import count_input, examples
 from revenge.testing import (
     ServerProcess,
     SocketExchange,
@@ -69,6 +68,8 @@ from revenge.testing import (
     socket_exchange,
     wait_until,
 )
+
+from .tally import count_input, examples
 
 ADMIN = "fuzz-admin"
 USER = "alice"

@@ -8,9 +8,11 @@ import uuid
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from fuzz.tally import count_input, examples
 from revenge.logs import new_request_id
-from revenge.web import choose_request_id, is_valid_request_id
+from revenge.web import is_valid_request_id
+from revenge.web._request_id import choose_request_id
+
+from .tally import count_input, examples
 
 # docs/design.md's rule, written out again independently of the implementation.
 VALID_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +9,24 @@ from typing import Any
 from sqlalchemy import select
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from revenge.activity import record_activity
 from revenge.db import Database, DatabaseUnavailable, activity, create_database_engine, job_runs
 from revenge.election import IElection, LeadershipChange
-from revenge.jobs import JobRun, JobScheduler, LedgerRow, tick_lag
+from revenge.jobs import JobRun, JobScheduler
+from revenge.jobs._ledger import LedgerRow
+from revenge.jobs._periods import tick_lag
 from revenge.metrics import Metrics
 
 INTERVAL = 60.0
 # A period boundary in a realistic year, so timestamps look like real ones.
 FIRST_PERIOD = 28_333_334
 PROBE = "probe"
+# How long a scheduler test waits for a run to get somewhere (eventually);
+# generous, it only bounds a failing test.
+DEADLINE_S = 15.0
 
 
 @implementer(IElection)
@@ -122,20 +125,6 @@ class ProbeJob:
             )
             run.changed = True
         run.details["steps"] = self.steps
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "it") -> Any:
-    """Wait until ``condition()`` (or what it returns when awaited) is truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await deferLater(global_reactor, 0.01, lambda: None)
 
 
 @dataclass

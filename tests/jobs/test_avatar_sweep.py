@@ -14,7 +14,8 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
 from revenge.db import Database, create_database_engine, users
-from revenge.jobs import AvatarSweep, Fenced, JobRun, take_office
+from revenge.jobs import Fenced, JobRun, take_office
+from revenge.jobs._avatar_sweep import AvatarSweep
 from revenge.storage import LocalStorage
 from revenge.storage._local import OBJECT_SUFFIX
 from revenge.users import create_user

@@ -23,7 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from revenge.db import create_database_engine, job_runs, read_term, upgrade_schema, write_transaction
-from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, LEADER_TERM_COUNTER, SUCCESS
+from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, LEADER_TERM_COUNTER
+from revenge.jobs._ledger import SUCCESS
 from revenge.testing import RaftCluster, RaftNode, wait_until
 from revenge.users import create_user
 

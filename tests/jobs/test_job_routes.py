@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,11 +13,13 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
 from revenge.db import activity, utc_now
-from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, RECENT_RUNS, JobScheduler, install_job_routes
+from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, JobScheduler, install_job_routes
+from revenge.jobs._ledger import RECENT_RUNS
 from revenge.metrics import Metrics
+from revenge.testing import eventually
 from revenge.web import HealthChecks, RevengeApp, RevengeSite
 
-from .helpers import FakeElection, ProbeJob, until
+from .helpers import DEADLINE_S, FakeElection, ProbeJob
 
 
 async def runs_of(running_server, name: str) -> list[dict[str, Any]]:
@@ -36,7 +37,9 @@ async def test_the_jobs_and_their_runs_newest_first(running_server):
         return bool(runs) and runs[0]["finished_at"] is not None
 
     for name in (ACTIVITY_CLEANUP, AVATAR_SWEEP):
-        await until(lambda name=name: finished(name), what=f"{name}'s first run")
+        await eventually(
+            lambda name=name: finished(name), f"{name}'s first run", timeout=DEADLINE_S
+        )
     reply = await running_server.call("GET", "/api/v1/jobs", token=running_server.admin_token)
     jobs = {job["name"]: job for job in reply.body["jobs"]}
     assert set(jobs) == {ACTIVITY_CLEANUP, AVATAR_SWEEP}
@@ -83,7 +86,7 @@ async def test_the_jobs_and_their_runs_newest_first(running_server):
 @pytest_twisted.ensureDeferred
 async def test_a_manual_run_on_the_leader(running_server):
     scheduler = running_server.server.service.getServiceNamed("scheduler")
-    await until(lambda: scheduler.fencing_term, what="a fencing term")
+    await eventually(lambda: scheduler.fencing_term, "a fencing term", timeout=DEADLINE_S)
     # The scheduled runs at startup are done; they would take the rows below.
     await scheduler.wait_idle()
 
@@ -139,15 +142,6 @@ async def test_only_admins_and_only_known_jobs(running_server):
     assert reply.body["error"]["code"] == "not_found"
 
 
-@dataclass
-class _Node:
-    """What install_job_routes reads from a server."""
-
-    app: RevengeApp
-    service: MultiService
-    database: Any
-
-
 @pytest_twisted.async_yield_fixture
 async def follower(running_server) -> AsyncIterator[tuple[str, FakeElection]]:
     """A second node's API (a fake election that follows "leader-node"), same database."""
@@ -156,15 +150,16 @@ async def follower(running_server) -> AsyncIterator[tuple[str, FakeElection]]:
     election = FakeElection("follower-node")
     election.current_leader = "leader-node"
     service = MultiService()
-    JobScheduler(
+    scheduler = JobScheduler(
         [ProbeJob()],
         database=running_server.database,
         election=election,
         metrics=metrics,
         node_id="follower-node",
         clock=Clock(),
-    ).setServiceParent(service)
-    install_job_routes(_Node(app, service, running_server.database))  # type: ignore[arg-type]
+    )
+    scheduler.setServiceParent(service)
+    install_job_routes(app, running_server.database, scheduler)
     service.startService()
     site = RevengeSite(app.resource(), metrics, body_limit=app.body_limit)
     port = global_reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 from twisted.internet.task import Clock
 
 from revenge.db import Database, DatabaseUnavailable, job_runs, utc_now
-from revenge.jobs import ABANDONED, ERROR, SUCCESS, take_office
+from revenge.jobs import take_office
+from revenge.jobs._ledger import ABANDONED, ERROR, SUCCESS
 
 from .helpers import (
     FIRST_PERIOD,

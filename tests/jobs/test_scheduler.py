@@ -13,26 +13,26 @@ from twisted.internet.defer import Deferred
 
 from revenge.db import job_runs, read_term, utc_now
 from revenge.jobs import (
-    ERROR,
-    FENCED,
     LEADER_TERM_COUNTER,
-    MAX_TICK_S,
+    JobScheduler,
+    take_office,
+)
+from revenge.jobs._ledger import ERROR, SUCCESS
+from revenge.jobs._outcomes import (
+    FENCED,
     SKIPPED_ALREADY_RAN,
     SKIPPED_NOT_LEADER,
-    SUCCESS,
     JobBusy,
-    JobScheduler,
     NoFencingTerm,
     NotLeader,
     UnknownJob,
-    period_of,
-    take_office,
-    tick_interval,
-    tick_lag,
 )
+from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag
 from revenge.metrics import Metrics
+from revenge.testing import eventually
 
 from .helpers import (
+    DEADLINE_S,
     FIRST_PERIOD,
     INTERVAL,
     PROBE,
@@ -42,7 +42,6 @@ from .helpers import (
     activity_rows,
     boundary,
     ledger,
-    until,
 )
 
 P = FIRST_PERIOD
@@ -223,7 +222,7 @@ async def test_a_paused_leader_that_resumes_is_fenced_and_changes_nothing(cluste
     b.scheduler.startService()
     a.election.win()
     # a runs period P and stops between its two writes: paused.
-    await until(lambda: stale_job.waiting, what="a's run to pause")
+    await eventually(lambda: stale_job.waiting, "a's run to pause", timeout=DEADLINE_S)
     old_term = a.scheduler.fencing_term
     # Meanwhile b is elected. a's election knows it no longer leads, but the
     # news has not reached a's scheduler: only the fence can stop it.
@@ -446,7 +445,9 @@ async def test_shutdown_stops_a_run_at_its_next_write_and_the_next_leader_takes_
     a.scheduler.startService()
     b.scheduler.startService()
     a.election.win()
-    await until(lambda: stopping_job.waiting, what="a's run to reach its second step")
+    await eventually(
+        lambda: stopping_job.waiting, "a's run to reach its second step", timeout=DEADLINE_S
+    )
     stopped = a.scheduler.stopService()
     assert not stopped.called  # it waits for the run
     stopping_job.gate.callback(None)
@@ -567,7 +568,7 @@ async def test_a_manual_run_needs_a_leader_with_a_term_and_a_known_idle_job(clus
         await node.scheduler.run_now("nope")
     job.gate = Deferred()
     node.election.win()
-    await until(lambda: job.waiting, what="the scheduled run to pause")
+    await eventually(lambda: job.waiting, "the scheduled run to pause", timeout=DEADLINE_S)
     with pytest.raises(JobBusy):
         await node.scheduler.run_now(PROBE)
     job.gate.callback(None)

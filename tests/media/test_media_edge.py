@@ -10,7 +10,7 @@ import base64
 
 import pytest_twisted
 
-from media.conftest import MediaNode
+from .helpers import MediaNode
 
 
 HIDDEN_PATHS = [

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest_twisted
 
-from media.conftest import SAMPLE, MediaNode
+from .helpers import SAMPLE, MediaNode
 
 
 @pytest_twisted.ensureDeferred

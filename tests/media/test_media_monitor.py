@@ -8,7 +8,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
-from revenge.media import Library, LibraryMonitor, LibraryUnavailable, RootProblem
+from revenge.media._libraries import Library, LibraryMonitor, LibraryUnavailable, RootProblem
 
 LIBRARY = Library("movies", "movies", "/media/movies")
 

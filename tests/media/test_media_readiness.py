@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from media.conftest import MediaNode, eventually, start_media_node
-from revenge.media import MARKER_EXAMPLE, probe_root
+from revenge.media._libraries import MARKER_EXAMPLE, probe_root
+from revenge.testing import eventually
+
+from .helpers import DEADLINE_S, MediaNode, start_media_node
 
 
 async def readiness(node: MediaNode) -> tuple[int, Any]:
@@ -50,7 +52,7 @@ async def test_a_missing_root(
             assert body["failing"] == ["media:music"]
         # One line from the media library (naming the root and why), however many probes.
         warnings = await eventually(
-            lambda: media_warnings(captured_log, missing), "the media warning"
+            lambda: media_warnings(captured_log, missing), "the media warning", timeout=DEADLINE_S
         )
         assert len(warnings) == 1
         assert "music" in warnings[0]["message"] and "does not exist" in warnings[0]["message"]
@@ -90,7 +92,9 @@ async def test_an_empty_root_counts_as_not_mounted(
     try:
         status, body = await readiness(node)
         assert (status, body["failing"]) == (503, ["media:music"])
-        warnings = await eventually(lambda: media_warnings(captured_log, empty), "the warning")
+        warnings = await eventually(
+            lambda: media_warnings(captured_log, empty), "the warning", timeout=DEADLINE_S
+        )
         assert "empty" in warnings[0]["message"] and MARKER_EXAMPLE in warnings[0]["message"]
         # The operator's marker says "empty on purpose".
         (empty / MARKER_EXAMPLE).touch()

@@ -5,24 +5,21 @@ from __future__ import annotations
 import pytest
 
 from revenge.config import load_config
-from revenge.media import (
+from revenge.media._http import (
     ByteRange,
     FileValidators,
-    InvalidCursor,
     Precondition,
     Unsatisfiable,
-    content_type_for,
-    decode_cursor,
-    encode_cursor,
     evaluate_preconditions,
     http_date,
     if_range_allows,
-    libraries_from_config,
     parse_http_date,
     parse_range,
-    split_media_path,
-    split_relative_path,
 )
+from revenge.media._libraries import libraries_from_config
+from revenge.media._listing import InvalidCursor, decode_cursor, encode_cursor
+from revenge.media._paths import split_media_path, split_relative_path
+from revenge.media._types import content_type_for
 
 SIZE = 1000
 

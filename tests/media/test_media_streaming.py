@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest_twisted
 
-from media.conftest import SAMPLE, SAMPLE_SIZE, Answer, MediaNode
-from revenge.media import http_date
+from revenge.media._http import http_date
+from revenge.testing import eventually
+
+from .helpers import DEADLINE_S, SAMPLE, SAMPLE_SIZE, Answer, MediaNode
 
 FILE = "/media/movies/sample.bin"
 
@@ -307,8 +309,6 @@ def stream_partially(port: int, token: str, path: str, then: Any) -> tuple[int, 
 async def test_a_client_that_goes_away_releases_the_file(media_node: MediaNode) -> None:
     from twisted.internet.threads import deferToThread
 
-    from media.conftest import eventually
-
     path = media_node.roots["movies"] / "long.mkv"
     with path.open("wb") as file:
         file.truncate(64 * 1024 * 1024)
@@ -316,7 +316,9 @@ async def test_a_client_that_goes_away_releases_the_file(media_node: MediaNode) 
         stream_partially, media_node.port, media_node.token, "/media/movies/long.mkv", lambda: "close"
     )
     assert length == 64 * 1024 * 1024 and got < length
-    await eventually(lambda: open_descriptors_of(path) == 0, "the file to be closed")
+    await eventually(
+        lambda: open_descriptors_of(path) == 0, "the file to be closed", timeout=DEADLINE_S
+    )
     # The node is fine afterwards.
     assert (await media_node.get("/media/movies/sample.bin")).body == SAMPLE
 
@@ -326,8 +328,6 @@ async def test_a_file_that_shrinks_mid_stream_cuts_the_response_short(
     media_node: MediaNode, captured_log: Any
 ) -> None:
     from twisted.internet.threads import deferToThread
-
-    from media.conftest import eventually
 
     path = media_node.roots["movies"] / "shrinking.mkv"
     with path.open("wb") as file:
@@ -345,15 +345,16 @@ async def test_a_file_that_shrinks_mid_stream_cuts_the_response_short(
     warnings = await eventually(
         lambda: [r for r in captured_log.matching(namespace="revenge.media") if "cut short" in r["message"]],
         "the cut-short warning",
+        timeout=DEADLINE_S,
     )
     assert "movies/shrinking.mkv" in warnings[0]["message"]
-    await eventually(lambda: open_descriptors_of(path) == 0, "the file to be closed")
+    await eventually(
+        lambda: open_descriptors_of(path) == 0, "the file to be closed", timeout=DEADLINE_S
+    )
 
 
 @pytest_twisted.ensureDeferred
 async def test_files_are_closed_after_whole_and_partial_answers(media_node: MediaNode) -> None:
-    from media.conftest import eventually
-
     path = media_node.roots["movies"] / "sample.bin"
     await media_node.get(FILE)
     await media_node.get(FILE, headers={"Range": "bytes=0-0"})
@@ -361,4 +362,8 @@ async def test_files_are_closed_after_whole_and_partial_answers(media_node: Medi
     await media_node.get(FILE, headers={"Range": "bytes=999999-"})
     etag = (await media_node.get(FILE)).header("ETag") or ""
     await media_node.get(FILE, headers={"If-None-Match": etag})
-    await eventually(lambda: open_descriptors_of(path) == 0, "every descriptor to be closed")
+    await eventually(
+        lambda: open_descriptors_of(path) == 0,
+        "every descriptor to be closed",
+        timeout=DEADLINE_S,
+    )

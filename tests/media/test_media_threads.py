@@ -7,9 +7,11 @@ import threading
 import pytest_twisted
 from twisted.internet import reactor
 
-from media.conftest import eventually
 from revenge.logs import current_request_id
-from revenge.media import FilesystemThreads
+from revenge.media._threads import FilesystemThreads
+from revenge.testing import eventually
+
+from .helpers import DEADLINE_S
 
 
 def media_threads() -> list[threading.Thread]:
@@ -35,7 +37,9 @@ async def test_close_waits_for_calls_in_flight_then_stops_the_threads() -> None:
     release.set()
     name = await in_flight
     assert "revenge-media" in name
-    await eventually(lambda: not media_threads(), "the media threads to stop")
+    await eventually(lambda: not media_threads(), "the media threads to stop", timeout=DEADLINE_S)
     # A call after closing still runs (streams that outlive the close), then the threads go again.
     assert await threads.run(lambda: 42) == 42
-    await eventually(lambda: not media_threads(), "the media threads to stop again")
+    await eventually(
+        lambda: not media_threads(), "the media threads to stop again", timeout=DEADLINE_S
+    )

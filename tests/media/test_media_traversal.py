@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest_twisted
 
-from media.conftest import SAMPLE, Answer, MediaNode
+from .helpers import SAMPLE, Answer, MediaNode, start_media_node
 
 SECRET = b"outside the library root"
 
@@ -157,8 +157,6 @@ async def test_symlinks_that_stay_inside_are_served(media_node: MediaNode) -> No
 
 @pytest_twisted.ensureDeferred
 async def test_a_root_that_is_itself_a_symlink(tmp_path: Path, media_roots: dict[str, Path]) -> None:
-    from media.conftest import start_media_node
-
     linked = tmp_path / "linked-music"
     os.symlink(media_roots["movies"], linked)
     node, server = await start_media_node(tmp_path, media_roots, extra_music=[linked])

@@ -31,7 +31,8 @@ from revenge.db import (
     upgrade_schema,
     write_transaction,
 )
-from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP, SUCCESS
+from revenge.jobs import ACTIVITY_CLEANUP, AVATAR_SWEEP
+from revenge.jobs._ledger import SUCCESS
 from revenge.testing import (
     FaultyNetwork,
     LeaderWatch,

@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 from sqlalchemy import make_url, text
 
-from revenge.auth import parse_token
-from revenge.db import create_database_engine, head_revision
+from revenge.auth._tokens import parse_token
+from revenge.db import create_database_engine
+from revenge.db._migrate import head_revision
 from revenge.testing import ServerProcess, TcpProxy, wait_until
 
 REVENGE = Path(sys.executable).with_name("revenge")

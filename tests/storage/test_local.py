@@ -7,7 +7,6 @@ import io
 import json
 import os
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +16,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import deferLater
 
 from revenge.providers import STORAGE_GROUP, create_provider
 from revenge.storage import (
@@ -28,6 +26,7 @@ from revenge.storage import (
     StorageError,
     validate_key,
 )
+from revenge.testing import eventually
 from revenge.testing.storage_contract import (
     INVALID_KEYS,
     Boom,
@@ -76,14 +75,6 @@ def snapshot(base: Path) -> dict[str, bytes | None]:
 
 def files_below(base: Path) -> set[str]:
     return {name for name, content in snapshot(base).items() if content is not None}
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait, turn by turn, until ``predicate`` holds (work finishing in a worker thread)."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        assert reactor.seconds() < deadline, "condition never became true"
-        await deferLater(reactor, 0.001, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
@@ -275,7 +266,7 @@ async def test_stop_producing_closes_the_file_and_never_fires(root: Path) -> Non
     done = producer.startProducing(collector)
     await first_write
     file = producer._file  # type: ignore[attr-defined]
-    await eventually(lambda: bool(file.closed))
+    await eventually(lambda: bool(file.closed), "the file to be closed", interval=0.001)
     assert not done.called
     assert len(collector.chunks) == 1
 
@@ -290,7 +281,7 @@ async def test_cancelling_stops_production(root: Path) -> None:
     done.cancel()
     await expect_failure(done, CancelledError)
     file = fetched.body._file  # type: ignore[attr-defined]
-    await eventually(lambda: bool(file.closed))
+    await eventually(lambda: bool(file.closed), "the file to be closed", interval=0.001)
 
 
 @pytest_twisted.ensureDeferred

@@ -24,7 +24,6 @@ import pytest_twisted
 from botocore.credentials import ReadOnlyCredentials
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseDone, ResponseFailed
 from twisted.internet.error import ConnectionLost
@@ -32,10 +31,12 @@ from zope.interface.verify import verifyObject
 
 from revenge.logs import current_request_id
 from revenge.providers import STORAGE_GROUP, create_provider
-from revenge.storage import IStorage, ObjectNotFound, StorageError
-from revenge.storage._s3 import MIN_PART_SIZE, S3RequestError, S3Storage, _Addressing
+from revenge.storage import IStorage, ObjectNotFound, StorageError, ThreadedFileProducer
+from revenge.storage._s3 import MIN_PART_SIZE, S3RequestError, S3Storage
+from revenge.storage._s3_engine import S3Addressing
 from revenge.storage._s3_signing import S3CredentialSource, sign_request
-from revenge.storage._s3_transport import FileBodyProducer, ObjectBodyProducer
+from revenge.storage._s3_transport import ObjectBodyProducer
+from revenge.testing import eventually
 from revenge.testing.s3 import S3Server
 from revenge.testing.storage_contract import (
     Boom,
@@ -45,6 +46,7 @@ from revenge.testing.storage_contract import (
     expect_failure,
     pattern,
     read_body,
+    same_metadata,
 )
 from .s3_stub import S3Stub, Seen, SilentServer, StubServer, answer, drop_connection, stall_body
 
@@ -184,18 +186,18 @@ def test_factory_through_the_entry_point() -> None:
     ],
 )
 def test_addressing(endpoint: str, bucket: str, path_style: bool, expected: str) -> None:
-    addressing = _Addressing.build(endpoint, "eu-west-1", bucket, path_style)
+    addressing = S3Addressing.build(endpoint, "eu-west-1", bucket, path_style)
     assert addressing.url("a/b.png") == expected
     assert expected.startswith(f"{addressing.scheme}://{addressing.host}/")
 
 
 def test_bucket_urls_and_queries() -> None:
-    virtual = _Addressing.build("http://minio:9000", "us-east-1", "media", False)
+    virtual = S3Addressing.build("http://minio:9000", "us-east-1", "media", False)
     assert virtual.url() == "http://media.minio:9000/"
     assert virtual.url(None, [("list-type", "2"), ("continuation-token", "a+b/c=")]) == (
         "http://media.minio:9000/?list-type=2&continuation-token=a%2Bb%2Fc%3D"
     )
-    path = _Addressing.build("http://minio:9000", "us-east-1", "media", True)
+    path = S3Addressing.build("http://minio:9000", "us-east-1", "media", True)
     assert path.url("k", [("uploads", "")]) == "http://minio:9000/media/k?uploads"
 
 
@@ -278,6 +280,33 @@ async def test_what_goes_on_the_wire_is_what_was_signed(
     # Query strings (upload ids, continuation tokens) and hosts with ports
     # survive the trip: every signature checks out on arrival.
     assert all_signed(stub.stub)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_put_is_not_followed_by_a_head(
+    via_stub: Callable[..., S3Storage], stub: StubServer
+) -> None:
+    storage = via_stub()
+    declared = await storage.store("k", io.BytesIO(b"abc"), "text/plain", 3)
+    unknown = await storage.store("u", io.BytesIO(b"abcd"), "text/plain")
+    # The PUT's answer is all that store needs: no request after it.
+    assert stub.stub.operations() == ["PutObject", "PutObject"]
+    for stored in (declared, unknown):
+        fetched = await storage.get(stored.key)
+        assert same_metadata(fetched, stored)
+        assert fetched.last_modified == stored.last_modified
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_multipart_upload_asks_once_when_it_was_stored(
+    via_stub: Callable[..., S3Storage], stub: StubServer
+) -> None:
+    storage = via_stub()
+    data = pattern(PART + 10)
+    stored = await storage.store("big", io.BytesIO(data), "video/mp4")
+    # S3 dates such an object from the upload's start, which no answer says.
+    assert stub.stub.operations()[-2:] == ["CompleteMultipartUpload", "Head"]
+    assert (await storage.get("big")).last_modified == stored.last_modified
 
 
 # Multipart ------------------------------------------------------------------------
@@ -880,18 +909,12 @@ def fake_download(length: int, timeout: float = 30.0) -> tuple[ObjectBodyProduce
     return producer, response
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait, turn by turn, until ``predicate`` holds."""
-    deadline = reactor.seconds() + timeout
-    while not predicate():
-        assert reactor.seconds() < deadline, "condition never became true"
-        await deferLater(reactor, 0.001, lambda: None)
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_body_nobody_reads_gives_its_connection_back() -> None:
     producer, response = fake_download(10, timeout=0.05)
-    await eventually(lambda: "stop" in response.transport.calls)
+    await eventually(
+        lambda: "stop" in response.transport.calls, "the connection to be stopped", interval=0.001
+    )
     error = await expect_failure(producer.startProducing(Collector()), StorageError)
     assert "was not read within 0.05s" in str(error)
 
@@ -1049,11 +1072,13 @@ async def test_ensure_bucket_explains_access_denied(
 @pytest_twisted.ensureDeferred
 async def test_a_stopped_upload_body_is_not_rewound_under_a_running_read() -> None:
     body = GatedBody(pattern(5000))
-    producer = FileBodyProducer(reactor, body, 5000, 1000, "'k'")
+    producer = ThreadedFileProducer(
+        reactor, body, 5000, chunk_size=1000, declared=True, describe="'k'"
+    )
     collector = Collector()
     done = producer.startProducing(collector)
     await body.started  # the first read returned; the second is blocked
-    await eventually(lambda: len(collector.chunks) == 1)
+    await eventually(lambda: len(collector.chunks) == 1, "the first chunk", interval=0.001)
     producer.stopProducing()  # as when the connection fails mid-body
     idle = producer.wait_idle()
     assert not idle.called
@@ -1069,17 +1094,17 @@ async def test_multipart_memory_is_a_few_reused_part_buffers(
     moto_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from revenge.storage import _s3
+    from revenge.storage import _s3_upload
 
     buffers: set[int] = set()
-    original = _s3._PartReader.read_part
+    original = _s3_upload.PartReader.read_part
 
     def recording(reader: Any) -> Any:
         part = original(reader)
         buffers.add(id(part._buffer))
         return part
 
-    monkeypatch.setattr(_s3._PartReader, "read_part", recording)
+    monkeypatch.setattr(_s3_upload.PartReader, "read_part", recording)
     storage = on_moto(part_concurrency=2)
     data = pattern(6 * PART + 1, seed=4)
     stored = await storage.store("big", NonSeekable(data), "video/mp4")

@@ -8,10 +8,10 @@ import pytest_twisted
 from sqlalchemy import select, update
 from twisted.internet.defer import fail
 
-from revenge.auth import parse_token
+from revenge.auth._tokens import parse_token
 from revenge.db import users
 from revenge.storage import StorageError
-from revenge.users import MAX_BODY_BYTES
+from revenge.users._routes import MAX_BODY_BYTES
 
 
 @pytest_twisted.ensureDeferred

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,18 +17,17 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from revenge.metrics import Metrics
+from revenge.testing import eventually
 from revenge.web import (
-    DEFAULT_MAX_BODY_BYTES,
-    BodyLimit,
     HealthChecks,
     RevengeApp,
     RevengeSite,
     json_body,
 )
+from revenge.web._app import DEFAULT_MAX_BODY_BYTES, BodyLimit
 
 UPLOAD_CAP = 1000
 
@@ -68,17 +67,6 @@ async def capped_app() -> AsyncIterator[CappedApp]:
         yield CappedApp(f"http://127.0.0.1:{number}", number, app, site, metrics, received)
     finally:
         await port.stopListening()
-
-
-async def eventually(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.01, lambda: None)
 
 
 @dataclass

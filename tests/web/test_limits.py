@@ -25,7 +25,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from revenge.avatars import MAX_UPLOADS_PER_USER, UPLOAD_RETRY_AFTER_SECONDS
+from revenge.avatars._uploads import MAX_UPLOADS_PER_USER, UPLOAD_RETRY_AFTER_SECONDS
 from revenge.metrics import Metrics
 from revenge.testing import (
     CONTINUE_LINE,
@@ -36,14 +36,13 @@ from revenge.testing import (
     parse_response,
 )
 from revenge.web import (
-    DEFAULT_MAX_BODY_BYTES,
-    MAX_HEADER_BYTES,
-    MAX_HEADERS,
     HealthChecks,
     RevengeApp,
     RevengeSite,
     json_body,
 )
+from revenge.web._app import DEFAULT_MAX_BODY_BYTES
+from revenge.web._request import MAX_HEADER_BYTES, MAX_HEADERS
 
 # Every wait below is for something to happen, with this as its deadline.
 DEADLINE = 15.0

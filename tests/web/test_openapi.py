@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from revenge.web import (
+from revenge.web._openapi import (
     OPENAPI_ROUTE,
     documented_operations,
     load_openapi_document,
@@ -128,7 +128,7 @@ def test_operations_with_a_body_document_413(document: dict[str, Any]) -> None:
 
 
 def test_user_names_are_documented_as_the_store_checks_them(document: dict[str, Any]) -> None:
-    from revenge.users import USER_NAME_PATTERN
+    from revenge.users._store import USER_NAME_PATTERN
 
     documented = document["components"]["schemas"]["UserName"]["pattern"]
     assert documented == f"^{USER_NAME_PATTERN.pattern}$"

@@ -2,7 +2,8 @@ import uuid
 
 import pytest
 
-from revenge.web import choose_request_id, is_valid_request_id
+from revenge.web import is_valid_request_id
+from revenge.web._request_id import choose_request_id
 
 
 def _is_uuid4(value: str) -> bool:

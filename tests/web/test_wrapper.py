@@ -8,7 +8,7 @@ import uuid
 import pytest_twisted
 import treq
 
-from revenge.web import UNMATCHED_ROUTE
+from revenge.web._request import UNMATCHED_ROUTE
 
 
 def _is_uuid4(value: str) -> bool:

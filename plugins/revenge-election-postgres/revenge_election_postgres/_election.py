@@ -55,7 +55,7 @@ from zope.interface import implementer
 
 from revenge.config import Config
 from revenge.db import DatabaseUrlError, database_url, describe_database_error
-from revenge.election import IElection, LeadershipChange
+from revenge.election import IElection, LeadershipChange, LeadershipListeners
 from revenge.providers import ProviderError
 from revenge_election_postgres._lease import LeaseTable, LeaseView
 from revenge_election_postgres._settings import SECTION, PostgresElectionSettings
@@ -291,7 +291,7 @@ class PostgresElection:
         self._reachable = False
         self._outage_logged = False
         self._recheck: IDelayedCall | None = None
-        self._subscribers: dict[object, Callable[[LeadershipChange], None]] = {}
+        self._listeners = LeadershipListeners(_log)
         self._announced = LeadershipChange(False, None, 0)
 
     def __repr__(self) -> str:
@@ -365,13 +365,7 @@ class PostgresElection:
         }
 
     def subscribe(self, callback: Callable[[LeadershipChange], None]) -> Callable[[], None]:
-        token = object()
-        self._subscribers[token] = callback
-
-        def unsubscribe() -> None:
-            self._subscribers.pop(token, None)
-
-        return unsubscribe
+        return self._listeners.subscribe(callback)
 
     # Internals, on the reactor thread unless they say otherwise.
 
@@ -503,13 +497,7 @@ class PostgresElection:
         if current == self._announced:
             return
         self._announced = current
-        # A copy: callbacks may unsubscribe while we iterate. One failing
-        # subscriber must not keep the others from hearing the news.
-        for callback in list(self._subscribers.values()):
-            try:
-                callback(current)
-            except Exception:
-                _log.failure("leadership subscriber {callback!r} failed", callback=callback)
+        self._listeners.notify(current)
 
     async def _stop(self) -> None:
         if not self._running:

@@ -34,6 +34,7 @@ from revenge.election._interface import (
     IYieldingElection,
     LeadershipChange,
 )
+from revenge.election._listeners import LeadershipListeners
 from revenge.election._raft._bridge import (
     STOPPED,
     Bridge,
@@ -220,7 +221,7 @@ class RaftElection:
         self._stepping_down = False
         self._stopped: Deferred[None] | None = None
         self._term_source: TermSource | None = None
-        self._subscribers: dict[object, Callable[[LeadershipChange], None]] = {}
+        self._listeners = LeadershipListeners(log)
         self._announced: tuple[bool, str | None, int, bool] = (False, None, 0, False)
         self._view_waiters: list[tuple[Callable[[View], bool], Deferred[None]]] = []
         self._watch = LoopingCall(self._refresh)
@@ -332,13 +333,7 @@ class RaftElection:
         }
 
     def subscribe(self, callback: Callable[[LeadershipChange], None]) -> Callable[[], None]:
-        token = object()
-        self._subscribers[token] = callback
-
-        def unsubscribe() -> None:
-            self._subscribers.pop(token, None)
-
-        return unsubscribe
+        return self._listeners.subscribe(callback)
 
     # IYieldingElection, IElectionHealth, IInstrumented.
 
@@ -502,14 +497,9 @@ class RaftElection:
         if announced == self._announced:
             return
         self._announced = announced
-        change = LeadershipChange(assessment.is_leader, assessment.leader, assessment.term)
-        # A copy: callbacks may unsubscribe while we iterate. One failing
-        # subscriber must not keep the others from hearing the news.
-        for callback in list(self._subscribers.values()):
-            try:
-                callback(change)
-            except Exception:
-                log.failure("leadership subscriber {callback!r} failed", callback=callback)
+        self._listeners.notify(
+            LeadershipChange(assessment.is_leader, assessment.leader, assessment.term)
+        )
 
     def _wait_for_view(self, condition: Callable[[View], bool], timeout: float) -> Deferred[None]:
         """Fires when the published view satisfies ``condition``, or after ``timeout``."""
