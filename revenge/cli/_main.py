@@ -33,6 +33,9 @@ from revenge.config import ConfigError, redacted, resolve_config_path, unknown_e
 
 PROG = "revenge"
 
+# 128 + SIGPIPE: what a shell shows for a program that wrote to a closed pipe.
+EXIT_BROKEN_PIPE = 141
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: ``words`` is its path, e.g. ``("config", "check")``."""
@@ -231,8 +234,29 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        status = run(args)
+        # Inside the try: with a pipe, the last of the output leaves here.
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except ConfigError as error:
         return _fail(str(error), EXIT_USAGE)
     except CommandError as error:
         return _fail(str(error), error.exit_code)
+
+
+def _reader_went_away() -> int:
+    """
+    The reader of stdout closed it (``revenge config check | head``): stop
+    quietly, as a program killed by SIGPIPE would, with its status. What is
+    still buffered goes nowhere, so the flush at exit cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is no real file (a test's capture): nothing will flush to it
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE

@@ -10,6 +10,7 @@ from revenge.logs._context import (
 from revenge.logs._observer import (
     LOG_FORMATS,
     LineObserver,
+    LineStream,
     event_record,
     make_observer,
 )
@@ -17,6 +18,7 @@ from revenge.logs._observer import (
 __all__ = [
     "LOG_FORMATS",
     "LineObserver",
+    "LineStream",
     "carry_context",
     "current_request_id",
     "event_record",

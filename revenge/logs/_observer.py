@@ -12,7 +12,7 @@ import json
 import string
 import threading
 import time
-from typing import IO, Any
+from typing import Any, Protocol
 
 from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent
 from zope.interface import implementer
@@ -20,6 +20,14 @@ from zope.interface import implementer
 from revenge.logs._context import current_request_id
 
 LOG_FORMATS = ("json", "text")
+
+
+class LineStream(Protocol):
+    """Where lines go: stdout, or twistd's log file (revenge.server.tap)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
 
 # Keys of Twisted's own event dicts (new and legacy API) that are plumbing,
 # not information for the reader.
@@ -113,7 +121,7 @@ class LineObserver:
 
     def __init__(
         self,
-        stream: IO[str],
+        stream: LineStream,
         node_id: str,
         log_format: str = "json",
         level: LogLevel = LogLevel.info,
@@ -155,7 +163,7 @@ def _text_line(record: dict[str, Any]) -> str:
 
 
 def make_observer(
-    stream: IO[str], node_id: str, log_format: str = "json", level: LogLevel = LogLevel.info
+    stream: LineStream, node_id: str, log_format: str = "json", level: LogLevel = LogLevel.info
 ) -> ILogObserver:
     """The observer the server logs to: ``level`` and above, as lines on ``stream``."""
     return LineObserver(stream, node_id, log_format, level)

@@ -8,14 +8,14 @@ level would install the default reactor before twistd chose one.
 from __future__ import annotations
 
 import sys
-
 from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.logfile import LogFile
 
 from revenge import __version__
 from revenge.config import ConfigError, load_config
-from revenge.logs import LOG_FORMATS, make_observer
+from revenge.logs import LOG_FORMATS, LineStream, make_observer
 from revenge.web import StartupError
 
 _log = Logger(namespace="revenge.server")
@@ -39,6 +39,49 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-format must be one of: {', '.join(LOG_FORMATS)}")
 
 
+class _LogFileText:
+    """
+    Text lines into twistd's rotating ``LogFile`` (rotated by size, and on
+    SIGUSR1 as twistd's own logs are). A line that cannot be UTF-8 (a lone
+    surrogate from a client's bytes) is written with escapes, never dropped.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._file = LogFile.fromFullPath(path)
+
+    def write(self, text: str) -> None:
+        self._file.write(text.encode("utf-8", "backslashreplace"))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
+def log_stream(options: usage.Options) -> LineStream:
+    """
+    Where the log lines go, by twistd's own rules for its ``--logfile``:
+    stdout with ``-n`` (or ``--logfile -``), else the named file, else
+    ``twistd.log`` in the working directory, as for any daemon twistd runs.
+    Read now, before twistd swaps ``sys.stdout`` for a logging shim.
+    """
+    twistd = options.parent
+    if twistd is None:  # makeService called by code, not by twistd
+        return sys.stdout
+    if twistd.get("syslog"):
+        raise SystemExit(
+            "revenge: --syslog is not supported; log to stdout (-n) or to --logfile PATH"
+        )
+    path = twistd.get("logfile")
+    if path == "-":
+        if not twistd.get("nodaemon"):
+            raise SystemExit(
+                "revenge: a daemon cannot log to stdout; give --logfile PATH or run with -n"
+            )
+        return sys.stdout
+    if not path and twistd.get("nodaemon"):
+        return sys.stdout
+    return _LogFileText(path or "twistd.log")
+
+
 def makeService(options: Options) -> IService:  # noqa: N802 (Twisted's name)
     from twisted.internet import reactor
 
@@ -52,9 +95,7 @@ def makeService(options: Options) -> IService:  # noqa: N802 (Twisted's name)
     except ConfigError as error:
         # One line, non-zero exit, no traceback (twistd prints a SystemExit's text).
         raise SystemExit(f"revenge: {error}") from None
-    # Capture the real stdout now: once logging begins twistd replaces
-    # sys.stdout with a logging shim.
-    observer = make_observer(sys.stdout, config.node_id, options["log-format"])
+    observer = make_observer(log_stream(options), config.node_id, options["log-format"])
     try:
         server = build_server(config, reactor, log_observer=observer, handle_signals=True)
     except StartupError as error:

@@ -31,7 +31,7 @@ from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 
@@ -210,6 +210,22 @@ def child_text(element: ElementTree.Element, name: str) -> str | None:
     return None
 
 
+class _QuietClientFactory(_HTTP11ClientFactory):
+    # Twisted logs "Starting factory" and "Stopping factory" at info for every
+    # connection a pool opens; the storage probes open one a second, and two
+    # lines of nothing a second drown an operator's log.
+    noisy = False
+
+
+def quiet_pool(reactor: Any, *, persistent: bool) -> HTTPConnectionPool:
+    """An ``HTTPConnectionPool`` whose connections do not log their factories."""
+    pool = HTTPConnectionPool(reactor, persistent=persistent)
+    # A private member (TWISTED_INTERNALS in revenge/web/_request.py lists the
+    # others); tests/storage/test_s3.py fails if the lines come back.
+    pool._factory = _QuietClientFactory
+    return pool
+
+
 class S3Engine:
     """
     Sends requests to one bucket: signs each attempt, times it out, retries
@@ -242,14 +258,14 @@ class S3Engine:
         self._random = random.Random()
         # Idle connections are dropped well before S3's own idle timeout, so a
         # reused connection is rarely one the server has already closed.
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool = quiet_pool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 8
         self._pool.cachedConnectionTimeout = 10
         self._client = HTTPClient(Agent(reactor, pool=self._pool, connectTimeout=connect_timeout))
         self._fresh_client = HTTPClient(
             Agent(
                 reactor,
-                pool=HTTPConnectionPool(reactor, persistent=False),
+                pool=quiet_pool(reactor, persistent=False),
                 connectTimeout=connect_timeout,
             )
         )
@@ -419,18 +435,21 @@ class S3Engine:
         self, request: S3Request, response: IResponse, code: str | None, message: str | None
     ) -> S3RequestError:
         """The error for an answer whose S3 error code and message are known."""
-        code = code or f"HTTP {response.code}"
+        # Only what the server said is scrubbed of the credentials: the
+        # operation, bucket and key are ours, and a bucket named like the
+        # key id (MinIO set-ups often call both "revenge") must stay legible.
+        code = self._scrub(code or f"HTTP {response.code}")
         text = f"S3 {request.operation} {request.target} failed: {code} (HTTP {response.code})"
         if message:
-            message = " ".join(message.split())
+            message = self._scrub(" ".join(message.split()))
             text += ": " + (message if len(message) <= 300 else message[:297] + "...")
         region = header(response, "x-amz-bucket-region")
         if region and region != self.region:
-            text += f" (the bucket is in region {region!r}, not {self.region!r})"
+            text += f" (the bucket is in region {self._scrub(region)!r}, not {self.region!r})"
         s3_request_id = header(response, "x-amz-request-id")
         if s3_request_id:
-            text += f" [S3 request id {s3_request_id}]"
-        return S3RequestError(self._scrub(text), response.code, code)
+            text += f" [S3 request id {self._scrub(s3_request_id)}]"
+        return S3RequestError(text, response.code, code)
 
     async def expect_success(self, request: S3Request, response: IResponse) -> bytes:
         """The body of a 2xx answer (read whole: only small documents), else its error."""

@@ -74,6 +74,7 @@ class MetricsResource(Resource):
 
     def render_GET(self, request: IRequest) -> bytes:  # noqa: N802 (Twisted's name)
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
         return generate_latest(self._metrics.registry)
 
 

@@ -49,6 +49,11 @@ def json_body(request: IRequest, status: int, payload: Any) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n"
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+    # An answer about now (health, a listing, an error) is stale at once, and
+    # some carry what only their caller may see: no cache keeps one, unless
+    # the route said otherwise first.
+    if not request.responseHeaders.hasHeader(b"Cache-Control"):
+        request.setHeader(b"Cache-Control", b"no-store")
     request.setHeader(b"Content-Length", b"%d" % (len(body),))
     return body
 

@@ -258,3 +258,28 @@ def test_an_unencoded_database_password_is_one_line_with_how_to_encode_it(
     assert "'@' becomes %40" in err
     assert err.count("\n") == 1
     assert [piece for piece in _pieces("Qx7@Wv9kJz3Ym8") if piece in err] == []
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `revenge config check | head -1`: the reader closes the pipe first.
+    if not REVENGE.exists():
+        pytest.skip(f"no console script at {REVENGE}")
+    environ = {
+        name: value for name, value in os.environ.items() if not name.startswith("REVENGE_")
+    }
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        closed = subprocess.run(
+            [str(REVENGE), "config", "check"],
+            cwd=tmp_path,
+            env=environ,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert closed.stderr == ""
+    assert closed.returncode == 141

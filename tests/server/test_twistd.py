@@ -274,3 +274,77 @@ def test_metrics_on_a_separate_listener(tmp_path):
         assert b'route="/healthz",status="200"' in body
         assert server.stop() == 0
 
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("logfile", [None, "logs/revenge.log"])
+def test_a_daemon_logs_to_its_logfile(tmp_path, logfile):
+    # Without -n twistd detaches and closes stdout: the lines go where
+    # twistd's own would (--logfile, else twistd.log), not into nothing.
+    import subprocess
+
+    (tmp_path / "logs").mkdir()
+    port = _free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    env = {
+        **base,
+        "REVENGE_DATA_DIR": str(tmp_path / "data"),
+        "REVENGE_SERVER_LISTEN": f"tcp:{port}:interface=127.0.0.1",
+        "REVENGE_SERVER_SHUTDOWN_LINGER": "0s",
+    }
+    args = [twistd_executable(), "--pidfile", str(tmp_path / "twistd.pid")]
+    if logfile is not None:
+        args.append(f"--logfile={tmp_path / logfile}")
+    started = subprocess.run(
+        [*args, "revenge"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 0, started.stderr
+    log_path = tmp_path / (logfile or "twistd.log")
+    pid_path = tmp_path / "twistd.pid"
+    wait_until(pid_path.exists, 30, "the daemon's pid file")
+    pid = int(pid_path.read_text())
+    try:
+        wait_until(
+            lambda: log_path.exists() and "http listening on" in log_path.read_text(),
+            30,
+            "the daemon's listening line in its log file",
+        )
+        status, headers, _ = _get(f"http://127.0.0.1:{port}", "/healthz", {"X-Request-ID": "dm.1"})
+        assert status == 200
+        wait_until(lambda: '"request_id": "dm.1"' in log_path.read_text(), 30, "its access line")
+        records = [json.loads(line) for line in log_path.read_text().splitlines()]
+        assert any(r.get("namespace") == "revenge.access" for r in records)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: _process_gone(pid), 30, "the daemon to stop")
+    assert '"message": "stopped"' in log_path.read_text()
+
+
+def test_a_daemon_cannot_log_to_stdout(tmp_path):
+    import subprocess
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    result = subprocess.run(
+        [twistd_executable(), "--pidfile=", "--logfile=-", "revenge"],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "a daemon cannot log to stdout" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

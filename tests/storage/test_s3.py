@@ -36,7 +36,7 @@ from revenge.storage._s3 import MIN_PART_SIZE, S3RequestError, S3Storage
 from revenge.storage._s3_engine import S3Addressing
 from revenge.storage._s3_signing import S3CredentialSource, sign_request
 from revenge.storage._s3_transport import ObjectBodyProducer
-from revenge.testing import eventually
+from revenge.testing import captured_log_events, eventually
 from revenge.testing.s3 import S3Server
 from revenge.testing.storage_contract import (
     Boom,
@@ -733,6 +733,42 @@ async def test_credentials_appear_in_no_error_and_no_log_line(
     logged = json.dumps(captured_log.records, default=str)
     assert "retrying" in logged
     assert LEAKY_KEY_ID not in logged and LEAKY_SECRET not in logged
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bucket_named_like_the_key_id_stays_legible(
+    moto_bucket: str, stub: StubServer, storages: list[S3Storage]
+) -> None:
+    # The docs' MinIO set-up names the key id and the bucket alike.
+    stub.stub.when(op("GetObject"), answer(403, "AccessDenied", f"no access for {moto_bucket}"))
+    storage = S3Storage(
+        reactor,
+        bucket=moto_bucket,
+        endpoint=stub.url,
+        access_key_id=moto_bucket,
+        secret_access_key=LEAKY_SECRET,
+        use_path_style=True,
+    )
+    storages.append(storage)
+    error = await expect_failure(storage.get("k"), StorageError)
+    assert f"in bucket {moto_bucket!r}" in str(error)
+    # What the server echoed is still scrubbed.
+    assert str(error).count(moto_bucket) == 1 and "no access for ***" in str(error)
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_do_not_log_their_factories(
+    on_moto: Callable[..., S3Storage],
+) -> None:
+    # The readiness probe opens a fresh connection each time (about once a
+    # second on a leader); Twisted would log two info lines for each.
+    storage = on_moto()
+    with captured_log_events() as events:
+        for _ in range(3):
+            await storage.check()
+        await storage.store("k", io.BytesIO(b"x"), "text/plain", 1)
+    factories = [e for e in events if "ClientFactory" in str(e.get("log_namespace", ""))]
+    assert factories == []
 
 
 CHAIN_KEY_ID = "AKIACHAINFROMENV0001"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 import pytest_twisted
 import treq
 
@@ -194,3 +195,19 @@ async def test_readyz_is_503_while_draining_and_healthz_stays_200(running_app):
     health = await running_app.get("/healthz")
     assert health.code == 200
     await treq.content(health)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/no/such/route", "/boom"])
+async def test_answers_about_now_are_not_stored_by_caches(running_app, path):
+    response = await running_app.get(path)
+    await treq.content(response)
+    assert response.headers.getRawHeaders("Cache-Control") == ["no-store"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_static_file_keeps_caching_its_own_way(running_app):
+    # Not JSON, not the API: nothing is added to what the resource says.
+    response = await running_app.get("/static/")
+    await treq.content(response)
+    assert response.headers.getRawHeaders("Cache-Control") is None
