@@ -1,10 +1,16 @@
-"""``revenge cluster status``: one node's view of the election, over its HTTP API."""
+"""
+``revenge cluster status``: one node's view of the election, over its HTTP
+API with an admin token, or, on the node itself, over its control socket
+(``server.control_socket``), which needs none.
+"""
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -60,6 +66,42 @@ def _fetch(url: str, token: str, timeout: float) -> dict[str, Any]:
         raise CommandError(f"cannot reach {url}: {reason}") from None
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: the node's control socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(self.timeout)
+        try:
+            connection.connect(self._path)
+        except OSError:
+            connection.close()
+            raise
+        self.sock = connection
+
+
+def _fetch_local(path: str, timeout: float) -> dict[str, Any]:
+    connection = _UnixConnection(path, timeout)
+    try:
+        connection.request("GET", "/api/v1/cluster")
+        response = connection.getresponse()
+        text = response.read()
+    except OSError as error:
+        raise CommandError(
+            f"cannot reach this node's control socket {path}: {error.strerror or error}"
+        ) from None
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise CommandError(f"the control socket {path} answered {response.status}")
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
 def _describe(status: dict[str, Any]) -> str:
     lines = [
         f"node:       {status.get('node_id')} ({status.get('backend')})",
@@ -83,12 +125,26 @@ def _describe(status: dict[str, Any]) -> str:
 
 def cluster_status(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get(TOKEN_VARIABLE, "")
-    if not token:
-        raise CommandError(
-            f"an admin token is needed: pass --token or set {TOKEN_VARIABLE}", exit_code=2
-        )
-    url = args.url or _default_url(args)
-    status = _fetch(url, token, args.timeout)
+    if token or args.url:
+        if not token:
+            raise CommandError(
+                f"an admin token is needed to ask {args.url}: pass --token or set "
+                f"{TOKEN_VARIABLE}",
+                exit_code=2,
+            )
+        status = _fetch(args.url or _default_url(args), token, args.timeout)
+    else:
+        # On the node itself (kubectl exec, docker compose exec): its control
+        # socket, where the file's mode is the check and no token is needed.
+        path = config_from_args(args).server.control_socket
+        if not path or not os.path.exists(path):
+            where = f"no control socket at {path}" if path else "server.control_socket is empty"
+            raise CommandError(
+                f"{where}, so this is not a running node's machine (or its user): ask a node "
+                f"with --url and an admin token (--token or {TOKEN_VARIABLE})",
+                exit_code=2,
+            )
+        status = _fetch_local(path, args.timeout)
     if args.json:
         sys.stdout.write(json.dumps(status, indent=2) + "\n")
     else:

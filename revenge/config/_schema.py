@@ -69,6 +69,11 @@ class ServerConfig:
     # of any load balancer in front (AWS ALB: 60 s), or it may reuse a
     # connection just as this end closes it.
     idle_timeout: float = duration_setting(75.0)
+    # A Unix socket, readable by this node's user only, on which the node
+    # answers its own cluster status without a token: for `revenge cluster
+    # status` run on the node itself (kubectl exec, docker compose exec).
+    # Empty: none.
+    control_socket: str = "{data_dir}/revenge.sock"
 
 
 @dataclass(frozen=True)

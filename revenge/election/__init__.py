@@ -14,7 +14,11 @@ from revenge.election._interface import (
 )
 from revenge.election._listeners import LeadershipListeners
 from revenge.election._raft import RaftTuning
-from revenge.election._routes import cluster_status, install_cluster_routes
+from revenge.election._routes import (
+    cluster_status,
+    install_cluster_routes,
+    install_local_cluster_route,
+)
 
 __all__ = [
     "IElection",
@@ -25,4 +29,5 @@ __all__ = [
     "RaftTuning",
     "cluster_status",
     "install_cluster_routes",
+    "install_local_cluster_route",
 ]

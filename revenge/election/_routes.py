@@ -51,3 +51,18 @@ def install_cluster_routes(
     async def cluster(request: Any) -> bytes:
         await require_admin(database, request)
         return json_body(request, 200, cluster_status(election, eligibility))
+
+
+def install_local_cluster_route(
+    app: RevengeApp, election: IElection, eligibility: EligibilityStatus | None = None
+) -> None:
+    """
+    ``GET /api/v1/cluster`` without a token, for the node's control socket
+    only: who may connect to that socket (its file mode, 0600) is the check,
+    so that ``revenge cluster status`` works on the node itself without an
+    admin token (docs/operations.md, "The control socket").
+    """
+
+    @app.route("/api/v1/cluster")
+    def cluster(request: Any) -> bytes:
+        return json_body(request, 200, cluster_status(election, eligibility))

@@ -48,6 +48,7 @@ from revenge.jobs._periods import MAX_TICK_S, period_of, tick_interval, tick_lag
 from revenge.jobs._waiting import shielded
 from revenge.logs import current_request_id, new_request_id
 from revenge.metrics import Metrics
+from revenge.storage import StorageError
 
 _log = Logger(namespace="revenge.jobs")
 
@@ -449,6 +450,11 @@ class Runner:
             result = ERROR
             _log.warn("job {job} failed: {reason}", job=job.name,
                       reason=describe_database_error(unavailable))
+        except StorageError as unavailable:
+            # Nor is a storage that cannot be reached or is not set up yet (a
+            # bucket before `revenge storage init`): its message says which.
+            result = ERROR
+            _log.warn("job {job} failed: {reason}", job=job.name, reason=str(unavailable))
         except Exception:
             result = ERROR
             _log.failure("job {job} failed", job=job.name, level=LogLevel.error)

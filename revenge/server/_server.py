@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
@@ -14,7 +15,13 @@ from revenge.activity import install_activity_routes
 from revenge.avatars import install_avatar_routes, remove_deleted_users_avatar
 from revenge.config import Config
 from revenge.db import Database, DatabaseService, DatabaseUrlError
-from revenge.election import IElection, IElectionHealth, LeadershipChange, install_cluster_routes
+from revenge.election import (
+    IElection,
+    IElectionHealth,
+    LeadershipChange,
+    install_cluster_routes,
+    install_local_cluster_route,
+)
 from revenge.jobs import (
     FOLLOWER_STORAGE_INTERVAL_S,
     Eligibility,
@@ -99,6 +106,36 @@ def _track_election(election: IElection, metrics: Metrics) -> None:
     election.subscribe(on_change)
 
 
+def _control_socket(
+    config: Config,
+    reactor: Any,
+    health: HealthChecks,
+    metrics: Metrics,
+    election: IElection,
+    eligibility: Eligibility,
+) -> ListenerService:
+    """
+    The node's control socket (``server.control_socket``): its cluster
+    status and health without a token, to this node's user only (mode 0600;
+    ``lockfile`` clears a socket file a crashed node left behind).
+    """
+    path = Path(config.server.control_socket)
+    # The data directory may not exist yet on a first start.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = RevengeApp(health, metrics, serve_metrics=False)
+    install_local_cluster_route(app, election, eligibility)
+    escaped = str(path).replace("\\", "\\\\").replace(":", "\\:")
+    return ListenerService(
+        reactor,
+        f"unix:{escaped}:mode=600:lockfile=1",
+        RevengeSite(
+            app.resource(), metrics, body_limit=app.body_limit, timeout=config.server.idle_timeout
+        ),
+        config.server.shutdown_grace,
+        "control",
+    )
+
+
 def build_server(
     config: Config,
     reactor: Any,
@@ -181,6 +218,10 @@ def build_server(
         config, reactor, database=database, election=election, storage=storage, metrics=metrics
     )
     scheduler.setServiceParent(service)
+    if config.server.control_socket:
+        _control_socket(config, reactor, health, metrics, election, eligibility).setServiceParent(
+            service
+        )
     # Last of all, so first to stop: its filesystem threads close (no file is
     # streamed any more) while the jobs, the election and the database run on.
     media = MediaService.from_config(config, reactor)

@@ -117,6 +117,8 @@ def node_config(
         "REVENGE_NODE_ID": node_id,
         "REVENGE_SERVER_LISTEN": "tcp:0:interface=127.0.0.1",
         "REVENGE_SERVER_SHUTDOWN_LINGER": shutdown_linger,
+        # tmp_path is often too long for a Unix socket's path (107 bytes).
+        "REVENGE_SERVER_CONTROL_SOCKET": "",
         **(env or {}),
     }
     return load_config(None, environ, cwd=str(tmp_path))

@@ -131,6 +131,9 @@ class ServerProcess:
         # seconds to each. Tests of shutdown, and SharedDatabaseCluster's
         # rolling restarts, set it themselves.
         base_env["REVENGE_SERVER_SHUTDOWN_LINGER"] = "0s"
+        # A test's working directory is often too long a path for a Unix
+        # socket (107 bytes); the tests of the control socket give it one.
+        base_env["REVENGE_SERVER_CONTROL_SOCKET"] = ""
         self.env = {**base_env, **(env or {})}
         self.args = list(args)
         if not any(a == "--listen" or a.startswith("--listen=") for a in self.args):

@@ -6,7 +6,9 @@ import json
 import os
 import socket
 import sys
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from revenge.testing import ServerProcess
@@ -59,3 +61,33 @@ def test_without_a_token_or_a_server_it_says_so_in_one_line():
     assert unreachable.returncode == 1
     assert "cannot reach" in unreachable.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+def test_on_the_node_itself_no_token_is_needed():
+    # `docker compose exec revenge-1 revenge cluster status` as the docs
+    # write it: the node's own environment, no token, no --url. A short
+    # data directory: a Unix socket's path may have at most 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="rvg-", dir="/tmp") as short:
+        data = Path(short) / "data"
+        node_env = {"REVENGE_DATA_DIR": str(data), "REVENGE_NODE_ID": "solo"}
+        with ServerProcess(
+            Path(short), env={**node_env, "REVENGE_SERVER_CONTROL_SOCKET": str(data / "revenge.sock")}
+        ) as server:
+            server.wait_ready()
+            shown = _run(node_env, "cluster", "status")
+            assert shown.returncode == 0, shown.stderr
+            assert "leader:     solo  <- this node" in shown.stdout
+            socket_path = data / "revenge.sock"
+            # Only this node's user may ask.
+            assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+            raw = _run(node_env, "cluster", "status", "--json")
+            assert json.loads(raw.stdout)["node_id"] == "solo"
+            # What reaches the HTTP port still needs the token.
+            refused = _run({}, "cluster", "status", "--url", server.url)
+            assert refused.returncode == 2 and "REVENGE_API_TOKEN" in refused.stderr
+            assert server.stop() == 0
+        # A node that is not running leaves nothing to ask: one line, exit 2.
+        gone = _run(node_env, "cluster", "status")
+        assert gone.returncode == 2
+        assert gone.stderr.startswith("revenge: no control socket at ")
+        assert len(gone.stderr.strip().splitlines()) == 1

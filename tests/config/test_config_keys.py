@@ -51,6 +51,7 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "server.shutdown_grace": ("5s", 5.0),
     "server.shutdown_linger": ("1s", 1.0),
     "server.idle_timeout": ("2m", 120.0),
+    "server.control_socket": ("/run/revenge.sock", "/run/revenge.sock"),
     "data_dir": ("/srv", "/srv"),
     "node_id": ("n7", "n7"),
     "database.url": ("postgresql://u@db/x", "postgresql://u@db/x"),

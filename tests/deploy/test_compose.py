@@ -8,6 +8,7 @@ read-only media and no secret written into the file.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,27 @@ def test_the_stack_reads_secrets_from_swarm_secrets():
         assert script.rstrip().endswith("exec twistd --nodaemon --pidfile= revenge")
     media = definition["volumes"]["media"]["driver_opts"]
     assert media["type"] == "nfs" and "ro" in media["o"].split(",")
+
+
+def test_the_quick_start_makes_libraries_a_node_can_serve(tmp_path):
+    # The commands of docs/deployment/docker-compose.md that make the media
+    # folders, run as written; every library they make must probe as ready.
+    from revenge.media._libraries import probe_root
+
+    doc = (ROOT / "docs" / "deployment" / "docker-compose.md").read_text()
+    block = doc.split("## docker-compose.yml", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("for library"))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("done"))
+    script = "\n".join(lines[start : end + 1])
+    subprocess.run(["bash", "-euc", script], cwd=tmp_path, check=True, timeout=30)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    paths = [
+        value
+        for key, value in compose["x-revenge-environment"].items()
+        if key.startswith("REVENGE_MEDIA_") and key.endswith("_PATHS")
+    ]
+    assert paths, "no media libraries in docker-compose.yml"
+    for path in paths:
+        local = tmp_path / "media" / path.removeprefix("/media/")
+        assert probe_root(str(local)) is None, f"{local} would keep /readyz at 503"
