@@ -27,7 +27,16 @@ import yaml
 from revenge import __version__
 from revenge.cli._cluster import cluster_status, configure_cluster_status
 from revenge.cli._common import EXIT_USAGE, CommandError, config_from_args
-from revenge.cli._database import configure_user_add, migrate, user_add
+from revenge.cli._database import (
+    configure_user_add,
+    configure_user_list,
+    configure_user_name,
+    migrate,
+    user_add,
+    user_delete,
+    user_list,
+    user_rotate_token,
+)
 from revenge.cli._storage import storage_init
 from revenge.config import ConfigError, redacted, resolve_config_path, unknown_environment
 
@@ -129,6 +138,39 @@ COMMANDS: tuple[Command, ...] = (
         ),
         run=user_add,
         configure=configure_user_add,
+        uses_config=True,
+    ),
+    Command(
+        words=("user", "list"),
+        help="list the users: name, role, when created",
+        description=(
+            "List every user with its role and creation time (no tokens: only their "
+            "hashes are stored)."
+        ),
+        run=user_list,
+        configure=configure_user_list,
+        uses_config=True,
+    ),
+    Command(
+        words=("user", "delete"),
+        help="delete a user; its token stops working at once",
+        description=(
+            "Delete a user and record it in the activity log. Its avatar object, if any, "
+            "is removed by the next avatar sweep."
+        ),
+        run=user_delete,
+        configure=configure_user_name,
+        uses_config=True,
+    ),
+    Command(
+        words=("user", "rotate-token"),
+        help="give a user a new API token and print it once",
+        description=(
+            "Replace a user's API token: the new one is printed on stdout this once, "
+            "and the old one stops working as the command ends."
+        ),
+        run=user_rotate_token,
+        configure=configure_user_name,
         uses_config=True,
     ),
     Command(

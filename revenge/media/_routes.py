@@ -52,6 +52,7 @@ from revenge.web import ApiError, json_body
 if TYPE_CHECKING:
     from revenge.config import Config
     from revenge.db import Database
+    from revenge.metrics import Metrics
     from revenge.web import RevengeApp
 
 _log = Logger(namespace="revenge.media")
@@ -129,8 +130,13 @@ class MediaService(Service):
         self.threads.close()
 
 
-def install_media_routes(app: RevengeApp, database: Database, media: MediaService) -> None:
-    """The library and media routes over ``media``'s libraries and threads."""
+def install_media_routes(
+    app: RevengeApp, database: Database, media: MediaService, metrics: Metrics
+) -> None:
+    """
+    The library and media routes over ``media``'s libraries and threads;
+    what they stream is counted in ``metrics`` by library.
+    """
     libraries = media.libraries
     by_name = {library.name: library for library in libraries}
     threads = media.threads
@@ -219,7 +225,7 @@ def install_media_routes(app: RevengeApp, database: Database, media: MediaServic
             raise _volume_error() from None
         description = f"{chosen.name}/{'/'.join(parsed[1])}"
         try:
-            return await _respond(threads, request, opened, description)
+            return await _respond(threads, request, opened, description, metrics, chosen.name)
         finally:
             # FileStream closes the files it streams; this closes the others.
             if not opened.handed_over:
@@ -227,7 +233,12 @@ def install_media_routes(app: RevengeApp, database: Database, media: MediaServic
 
 
 async def _respond(
-    threads: FilesystemThreads, request: Any, opened: OpenedFile, description: str
+    threads: FilesystemThreads,
+    request: Any,
+    opened: OpenedFile,
+    description: str,
+    metrics: Metrics,
+    library: str,
 ) -> bytes:
     validators = opened.validators
     for name, value in file_headers(validators).items():
@@ -278,5 +289,13 @@ async def _respond(
     if request.method == b"HEAD" or length == 0:
         return b""
     opened.handed_over = True
-    await FileStream(threads, request, opened.fd, first, length, description).start()
+    sent = metrics.media_bytes_sent_total.labels(library)
+    active = metrics.media_streams_active.labels(library)
+    active.inc()
+    try:
+        await FileStream(
+            threads, request, opened.fd, first, length, description, on_written=sent.inc
+        ).start()
+    finally:
+        active.dec()
     return b""

@@ -11,6 +11,7 @@ the file however slow its reader is; the file is never read whole.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -46,8 +47,12 @@ class FileStream:
         length: int,
         description: str,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        on_written: Callable[[int], object] | None = None,
     ) -> None:
         self._threads = threads
+        # Told the size of each chunk as it is handed to the connection (the
+        # media_bytes_sent_total counter), so a long stream counts as it goes.
+        self._on_written = on_written
         self._request = request
         self._fd: int | None = fd
         self._read_offset = offset
@@ -116,6 +121,8 @@ class FileStream:
         self._to_write -= len(chunk)
         # May call pauseProducing (or stopProducing) before it returns.
         self._request.write(chunk)
+        if self._on_written is not None:
+            self._on_written(len(chunk))
         if self._stopped:
             return
         if not self._to_write:

@@ -88,6 +88,18 @@ class Metrics:
             ["job"],
             registry=r,
         )
+        self.media_bytes_sent_total = Counter(
+            PREFIX + "media_bytes_sent_total",
+            "Bytes of media files handed to clients' connections, by library.",
+            ["library"],
+            registry=r,
+        )
+        self.media_streams_active = Gauge(
+            PREFIX + "media_streams_active",
+            "Media file bodies being sent right now, by library.",
+            ["library"],
+            registry=r,
+        )
         self.activity_rows_deleted_total = Counter(
             PREFIX + "activity_rows_deleted_total",
             "Activity log rows deleted by the retention job.",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import ILogObserver, Logger
 
 from revenge.activity import install_activity_routes
@@ -34,7 +34,7 @@ from revenge.providers import ELECTION_GROUP, STORAGE_GROUP, ProviderError, crea
 from revenge.server._service import RevengeService
 from revenge.storage import IStorage
 from revenge.storage._instrumented import InstrumentedStorage
-from revenge.users import install_user_routes
+from revenge.users import hint_without_an_admin, install_user_routes
 from revenge.web import (
     HealthChecks,
     ListenerService,
@@ -106,6 +106,14 @@ def _track_election(election: IElection, metrics: Metrics) -> None:
     election.subscribe(on_change)
 
 
+def _hint_first_admin(database: Database) -> None:
+    # Not chained into `migrated`: whoever else waits for the schema need not
+    # wait for the hint.
+    ensureDeferred(hint_without_an_admin(database)).addErrback(
+        lambda failure: _log.failure("looking for an administrator failed", failure=failure)
+    )
+
+
 def _control_socket(
     config: Config,
     reactor: Any,
@@ -174,7 +182,9 @@ def build_server(
         reactor, health, log_observer=log_observer, handle_signals=handle_signals
     )
     # First in, last out: everything else may still use the database as it stops.
-    DatabaseService(database, reactor).setServiceParent(service)
+    database_service = DatabaseService(database, reactor)
+    database_service.migrated.addCallback(lambda _: _hint_first_admin(database))
+    database_service.setServiceParent(service)
     grace = config.server.shutdown_grace
     linger = config.server.shutdown_linger
     idle_timeout = config.server.idle_timeout
@@ -236,7 +246,7 @@ def build_server(
     install_activity_routes(app, database)
     install_cluster_routes(app, election, database, eligibility)
     install_job_routes(app, database, scheduler)
-    install_media_routes(app, database, media)
+    install_media_routes(app, database, media, metrics)
     install_openapi_route(app)
     return Server(
         config, reactor, metrics, health, app, storage, election, service, database, eligibility

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -86,6 +86,46 @@ def create_user(
 def find_user(connection: Connection, name: str) -> User | None:
     row = connection.execute(select(*USER_COLUMNS).where(users.c.name == name)).one_or_none()
     return None if row is None else User.from_row(row)
+
+
+def has_admin(connection: Connection) -> bool:
+    """Whether any user is an administrator."""
+    found = connection.execute(select(users.c.id).where(users.c.is_admin).limit(1)).first()
+    return found is not None
+
+
+def list_users(connection: Connection) -> list[User]:
+    """Every user, by name."""
+    rows = connection.execute(select(*USER_COLUMNS).order_by(users.c.name)).all()
+    return [User.from_row(row) for row in rows]
+
+
+def rotate_token(
+    connection: Connection, name: str, *, node_id: str, actor: str | None, via: str
+) -> NewUser | None:
+    """
+    Give the user called ``name`` a new token and record
+    ``user.token_rotated``: the old one stops working as this commits. None
+    when there is no such user.
+    """
+    user = find_user(connection, name)
+    if user is None:
+        return None
+    issued = issue_token()
+    connection.execute(
+        update(users)
+        .where(users.c.id == user.id)
+        .values(token_selector=issued.selector, token_verifier_hash=issued.verifier_hash)
+    )
+    record_activity(
+        connection,
+        action="user.token_rotated",
+        node_id=node_id,
+        actor=actor,
+        target=name,
+        details={"via": via},
+    )
+    return NewUser(user, issued.token)
 
 
 def delete_user(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,10 +11,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import select
 
 from revenge.auth._tokens import parse_token
 from revenge.auth._users import find_user_by_token
-from revenge.db import create_database_engine, read_transaction
+from revenge.db import activity, create_database_engine, read_transaction
 from revenge.db._migrate import head_revision
 
 REVENGE = Path(sys.executable).with_name("revenge")
@@ -132,3 +134,63 @@ def test_an_unencoded_password_is_refused_before_connecting(tmp_path: Path):
     assert "%40" in result.stderr
     assert "Wv9k" not in result.stderr
     assert "Qx7" not in result.stderr
+
+
+def _user_by_token(database_url: str, token: str):
+    engine = create_database_engine(database_url)
+    try:
+        with read_transaction(engine) as connection:
+            return find_user_by_token(connection, token)
+    finally:
+        engine.dispose()
+
+
+def test_users_can_be_listed_rotated_and_deleted(tmp_path: Path, database_url: str):
+    empty = revenge(tmp_path, database_url, "user", "list")
+    assert (empty.returncode, empty.stdout) == (0, "")
+    assert "revenge user add NAME --admin" in empty.stderr
+    old = revenge(tmp_path, database_url, "user", "add", "bob").stdout.strip()
+    assert revenge(tmp_path, database_url, "user", "add", "alice", "--admin").returncode == 0
+
+    listed = revenge(tmp_path, database_url, "user", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [
+        ["alice", "admin"],
+        ["bob", "user"],
+    ]
+    as_json = json.loads(revenge(tmp_path, database_url, "user", "list", "--json").stdout)
+    assert [(u["name"], u["admin"], u["has_avatar"]) for u in as_json] == [
+        ("alice", True, False),
+        ("bob", False, False),
+    ]
+    assert old not in listed.stdout
+
+    rotated = revenge(tmp_path, database_url, "user", "rotate-token", "bob")
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip()
+    assert parse_token(new) is not None and new != old
+    assert "old one no longer works" in rotated.stderr
+    assert _user_by_token(database_url, old) is None
+    assert _user_by_token(database_url, new).name == "bob"
+    engine = create_database_engine(database_url)
+    try:
+        with read_transaction(engine) as connection:
+            actions = [
+                row.action
+                for row in connection.execute(
+                    select(activity.c.action).where(activity.c.target == "bob")
+                )
+            ]
+    finally:
+        engine.dispose()
+    assert "user.token_rotated" in actions
+
+    deleted = revenge(tmp_path, database_url, "user", "delete", "bob")
+    assert (deleted.returncode, deleted.stdout) == (0, "deleted user 'bob'\n")
+    assert _user_by_token(database_url, new) is None
+    gone = revenge(tmp_path, database_url, "user", "delete", "bob")
+    assert (gone.returncode, gone.stderr) == (1, "revenge: no user 'bob'\n")
+    missing = revenge(tmp_path, database_url, "user", "rotate-token", "nobody")
+    assert (missing.returncode, missing.stderr) == (1, "revenge: no user 'nobody'\n")
+    bad = revenge(tmp_path, database_url, "user", "delete", "Bad Name")
+    assert bad.returncode == 2 and bad.stderr.startswith("revenge: invalid user name")

@@ -765,6 +765,8 @@ def test_values_schema_is_draft_07_and_closed():
         ({"replicaCount": 0}, "/replicaCount"),
         ({"raft": {"enabled": "yes"}}, "/raft/enabled"),
         ({"server": {"shutdownGrace": "25s"}}, "/server/shutdownGrace"),
+        ({"server": {"idleTimeout": "75s"}}, "/server/idleTimeout"),
+        ({"storage": {"avatarMaxBytes": 0}}, "/storage/avatarMaxBytes"),
         ({"media": {"moviePaths": "/media/movies"}}, "/media/moviePaths"),
         ({"media": {"moviePaths": ["/srv/movies"]}}, "/media/moviePaths/0"),
         ({"media": {"persistence": {"accessMode": "ReadWriteOnce"}}}, "/media/persistence/accessMode"),
@@ -827,3 +829,17 @@ def test_the_packaged_chart_renders_like_the_directory(tmp_path):
         files = packaged.render(EVERYTHING, name=RELEASE, namespace=NAMESPACE)
     assert sorted(m.kind for m in parse_files(files)) == scenario("everything").kinds()
 
+
+
+def test_idle_timeout_and_avatar_size_reach_the_server_only_when_set():
+    pod = {"metadata.name": f"{FULLNAME}-0"}
+    env = kubelet_environment(render({}).container["env"], pod)
+    assert "REVENGE_SERVER_IDLE_TIMEOUT" not in env
+    assert "REVENGE_STORAGE_AVATAR_MAX_BYTES" not in env
+    rendered = render({"server": {"idleTimeout": 120}, "storage": {"avatarMaxBytes": 10485760}})
+    env = kubelet_environment(rendered.container["env"], pod)
+    assert env["REVENGE_SERVER_IDLE_TIMEOUT"] == "120s"
+    assert env["REVENGE_STORAGE_AVATAR_MAX_BYTES"] == "10485760"
+    config = load_config(None, {k: v for k, v in env.items() if not v.startswith("<from")})
+    assert config.server.idle_timeout == 120.0
+    assert config.storage.avatar_max_bytes == 10485760

@@ -367,3 +367,21 @@ async def test_files_are_closed_after_whole_and_partial_answers(media_node: Medi
         "every descriptor to be closed",
         timeout=DEADLINE_S,
     )
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_is_streamed_is_counted_by_library(media_node: MediaNode) -> None:
+    metrics = media_node.server.metrics
+
+    def sample(name: str) -> float | None:
+        value: float | None = metrics.registry.get_sample_value(name, {"library": "movies"})
+        return value
+
+    before = sample("revenge_media_bytes_sent_total") or 0.0
+    whole = await media_node.get(FILE)
+    part = await media_node.get(FILE, headers={"Range": "bytes=100-199"})
+    head = await media_node.request("HEAD", FILE)
+    assert (whole.status, part.status, head.status) == (200, 206, 200)
+    # A HEAD sends no body, so it adds nothing.
+    assert sample("revenge_media_bytes_sent_total") == before + SAMPLE_SIZE + 100
+    assert sample("revenge_media_streams_active") == 0

@@ -350,3 +350,42 @@ def test_a_daemon_cannot_log_to_stdout(tmp_path):
     assert result.returncode != 0
     assert "a daemon cannot log to stdout" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def _first_admin_hinted(server: ServerProcess) -> bool:
+    return any(r.get("message", "").startswith("no administrator yet") for r in server.records)
+
+
+def test_a_new_installation_says_how_to_make_the_first_admin(tmp_path):
+    fresh = tmp_path / "fresh"
+    with ServerProcess(fresh) as server:
+        server.wait_ready()
+        line = server.wait_for_log(
+            lambda r: r.get("message", "").startswith("no administrator yet"),
+            what="the first-run hint",
+        )
+        assert "revenge user add NAME --admin" in line["message"]
+        assert line["level"] == "info"
+        assert server.stop() == 0
+
+    known = tmp_path / "known"
+    data_env = {"REVENGE_DATA_DIR": str(known / "data")}
+    import subprocess
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    added = subprocess.run(
+        [str(Path(sys.executable).with_name("revenge")), "user", "add", "root", "--admin"],
+        env={**base, **data_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    with ServerProcess(known, env=data_env) as server:
+        server.wait_ready()
+        # The hint follows the migration at once; the schema is ready by now.
+        server.wait_for_log(
+            lambda r: "database schema is current" in r.get("message", ""), what="the schema"
+        )
+        assert server.stop() == 0
+        assert not _first_admin_hinted(server)

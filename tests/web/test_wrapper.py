@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -211,3 +213,19 @@ async def test_a_static_file_keeps_caching_its_own_way(running_app):
     response = await running_app.get("/static/")
     await treq.content(response)
     assert response.headers.getRawHeaders("Cache-Control") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_metrics_page_passes_promtool(running_app):
+    # Prometheus' own linter (Debian's prometheus package; .ci/run installs
+    # it) over a live scrape: names, help texts, types, counter suffixes.
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    await treq.content(await running_app.get("/healthz"))
+    text = await treq.content(await running_app.get("/metrics"))
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=60
+    )
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+    assert b"revenge_http_requests_total" in text

@@ -167,6 +167,10 @@ are set, and none of them empty: an empty REVENGE_* variable counts as set.
 {{- end }}
 - name: REVENGE_SERVER_SHUTDOWN_GRACE
   value: {{ printf "%ds" (int .Values.server.shutdownGrace) | quote }}
+{{- if not (kindIs "invalid" .Values.server.idleTimeout) }}
+- name: REVENGE_SERVER_IDLE_TIMEOUT
+  value: {{ printf "%ds" (int .Values.server.idleTimeout) | quote }}
+{{- end }}
 - name: REVENGE_DATA_DIR
   value: /data
 {{- if include "revenge.hasDatabase" . }}
@@ -178,6 +182,10 @@ are set, and none of them empty: an empty REVENGE_* variable counts as set.
 {{- end }}
 - name: REVENGE_STORAGE_BACKEND
   value: {{ .Values.storage.backend | quote }}
+{{- if not (kindIs "invalid" .Values.storage.avatarMaxBytes) }}
+- name: REVENGE_STORAGE_AVATAR_MAX_BYTES
+  value: {{ int64 .Values.storage.avatarMaxBytes | toString | quote }}
+{{- end }}
 {{- if and (eq .Values.storage.backend "local") .Values.storage.local.path }}
 - name: REVENGE_STORAGE_LOCAL_PATH
   value: {{ .Values.storage.local.path | quote }}
