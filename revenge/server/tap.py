@@ -7,7 +7,10 @@ level would install the default reactor before twistd chose one.
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
+
 from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
@@ -41,13 +44,20 @@ class Options(usage.Options):
 
 class _LogFileText:
     """
-    Text lines into twistd's rotating ``LogFile`` (rotated by size, and on
-    SIGUSR1 as twistd's own logs are). A line that cannot be UTF-8 (a lone
-    surrogate from a client's bytes) is written with escapes, never dropped.
+    Text lines into a rotating ``LogFile``, as twistd keeps its own: a new
+    file at 1 MB (the old ones kept as ``.1``, ``.2``, …) and on SIGUSR1. A
+    line that cannot be UTF-8 (a lone surrogate from a client's bytes) is
+    written with escapes, never dropped.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reactor: Any) -> None:
         self._file = LogFile.fromFullPath(path)
+        # twistd installs this for the log file it opens itself; this one is
+        # ours, so the handler is too (unless someone else has one).
+        if not signal.getsignal(signal.SIGUSR1):
+            signal.signal(
+                signal.SIGUSR1, lambda *_: reactor.callFromThread(self._file.rotate)
+            )
 
     def write(self, text: str) -> None:
         self._file.write(text.encode("utf-8", "backslashreplace"))
@@ -56,7 +66,7 @@ class _LogFileText:
         self._file.flush()
 
 
-def log_stream(options: usage.Options) -> LineStream:
+def log_stream(options: usage.Options, reactor: Any) -> LineStream:
     """
     Where the log lines go, by twistd's own rules for its ``--logfile``:
     stdout with ``-n`` (or ``--logfile -``), else the named file, else
@@ -79,7 +89,7 @@ def log_stream(options: usage.Options) -> LineStream:
         return sys.stdout
     if not path and twistd.get("nodaemon"):
         return sys.stdout
-    return _LogFileText(path or "twistd.log")
+    return _LogFileText(path or "twistd.log", reactor)
 
 
 def makeService(options: Options) -> IService:  # noqa: N802 (Twisted's name)
@@ -95,7 +105,7 @@ def makeService(options: Options) -> IService:  # noqa: N802 (Twisted's name)
     except ConfigError as error:
         # One line, non-zero exit, no traceback (twistd prints a SystemExit's text).
         raise SystemExit(f"revenge: {error}") from None
-    observer = make_observer(log_stream(options), config.node_id, options["log-format"])
+    observer = make_observer(log_stream(options, reactor), config.node_id, options["log-format"])
     try:
         server = build_server(config, reactor, log_observer=observer, handle_signals=True)
     except StartupError as error:

@@ -15,7 +15,7 @@ from zope.interface import implementer
 from revenge.activity import record_activity
 from revenge.db import Database, DatabaseUnavailable, activity, create_database_engine, job_runs
 from revenge.election import IElection, LeadershipChange
-from revenge.jobs import JobRun, JobScheduler
+from revenge.jobs import JobRun, JobScheduler, take_office
 from revenge.jobs._ledger import LedgerRow
 from revenge.jobs._periods import tick_lag
 from revenge.metrics import Metrics
@@ -235,3 +235,18 @@ async def activity_rows(database: Database, action: str | None = None) -> list[A
         return list(connection.execute(query))
 
     return await database.read(read)
+
+
+async def leader_run(database: Database, job: str, term: int | None = None) -> JobRun:
+    """A run of ``job`` as node "a" would make it, in ``term`` (else a new term it takes)."""
+    if term is None:
+        term = await database.write(lambda connection: take_office(connection, "a", [job]))
+    return JobRun(
+        job=job,
+        term=term,
+        node_id="a",
+        period=1,
+        request_id="run-1",
+        database=database,
+        ensure_current=lambda: None,
+    )

@@ -11,8 +11,10 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
 from revenge.db import Database, activity, create_database_engine
-from revenge.jobs import ActivityCleanup, Fenced, JobRun, take_office
+from revenge.jobs import ActivityCleanup, Fenced, take_office
 from revenge.metrics import Metrics
+
+from .helpers import leader_run
 
 NOW = 1_700_000_000.0
 RETENTION = 90 * 86400.0
@@ -51,20 +53,6 @@ async def count(database: Database, action: str | None = None) -> int:
         return connection.execute(query).scalar_one()
 
     return await database.read(read)
-
-
-async def leader_run(database: Database, job: str, term: int | None = None) -> JobRun:
-    if term is None:
-        term = await database.write(lambda connection: take_office(connection, "a", [job]))
-    return JobRun(
-        job=job,
-        term=term,
-        node_id="a",
-        period=1,
-        request_id="run-1",
-        database=database,
-        ensure_current=lambda: None,
-    )
 
 
 @pytest_twisted.ensureDeferred

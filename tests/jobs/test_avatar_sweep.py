@@ -14,11 +14,13 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
 from revenge.db import Database, create_database_engine, users
-from revenge.jobs import Fenced, JobRun, take_office
+from revenge.jobs import Fenced, take_office
 from revenge.jobs._avatar_sweep import AvatarSweep
 from revenge.storage import LocalStorage
 from revenge.storage._local import OBJECT_SUFFIX
 from revenge.users import create_user
+
+from .helpers import leader_run
 
 DAY = 86400.0
 
@@ -59,19 +61,6 @@ async def point(database: Database, name: str, key: str | None) -> None:
 
 async def keys(storage: LocalStorage) -> set[str]:
     return {o.key for o in await storage.list("")}
-
-
-async def leader_run(database: Database, job: str) -> JobRun:
-    term = await database.write(lambda connection: take_office(connection, "a", [job]))
-    return JobRun(
-        job=job,
-        term=term,
-        node_id="a",
-        period=1,
-        request_id="run-1",
-        database=database,
-        ensure_current=lambda: None,
-    )
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from sqlalchemy.engine import Connection
 from twisted.internet import reactor as global_reactor
 
 from revenge.db import Database, activity, create_database_engine
-from revenge.jobs import Fenced, JobRun, take_office
+from revenge.jobs import Fenced, take_office
+
+from .helpers import leader_run
 
 JOB = "probe"
 # Everything a job's body may use of its run (docs/jobs.md, "A job's body").
@@ -56,22 +58,9 @@ async def rows(database: Database) -> int:
     )
 
 
-async def leader_run(database: Database) -> JobRun:
-    term = await database.write(lambda connection: take_office(connection, "a", [JOB]))
-    return JobRun(
-        job=JOB,
-        term=term,
-        node_id="a",
-        period=1,
-        request_id="run-1",
-        database=database,
-        ensure_current=lambda: None,
-    )
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_run_offers_no_database_only_its_fenced_write_and_read(database):
-    run = await leader_run(database)
+    run = await leader_run(database, JOB)
     assert not hasattr(run, "database")
     public = {name for name in dir(run) if not name.startswith("_")}
     assert public == RUN_API
@@ -80,14 +69,14 @@ async def test_a_run_offers_no_database_only_its_fenced_write_and_read(database)
 
 @pytest_twisted.ensureDeferred
 async def test_write_keeps_what_it_wrote_while_the_term_holds_the_fence(database):
-    run = await leader_run(database)
+    run = await leader_run(database, JOB)
     await run.write(add_row)
     assert await rows(database) == 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_write_of_an_overtaken_term_keeps_nothing(database):
-    run = await leader_run(database)
+    run = await leader_run(database, JOB)
     await database.write(lambda connection: take_office(connection, "b", [JOB]))
     with pytest.raises(Fenced):
         await run.write(add_row)
@@ -96,6 +85,6 @@ async def test_write_of_an_overtaken_term_keeps_nothing(database):
 
 @pytest_twisted.ensureDeferred
 async def test_read_keeps_nothing_a_body_writes_in_it(database):
-    run = await leader_run(database)
+    run = await leader_run(database, JOB)
     await run.read(add_row)
     assert await rows(database) == 0

@@ -167,12 +167,17 @@ def test_text_log_format(tmp_path):
         assert server.stop() == 0
 
 
-def _run_twistd(tmp_path: Path, env: dict[str, str], *args: str):
+def _run_twistd(
+    tmp_path: Path,
+    env: dict[str, str],
+    *args: str,
+    twistd_options: tuple[str, ...] = ("--nodaemon", "--pidfile="),
+):
     import subprocess
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
     return subprocess.run(
-        [twistd_executable(), "--nodaemon", "--pidfile=", "revenge", *args],
+        [twistd_executable(), *twistd_options, "revenge", *args],
         cwd=tmp_path,
         env={**base, **env},
         capture_output=True,
@@ -329,24 +334,19 @@ def test_a_daemon_logs_to_its_logfile(tmp_path, logfile):
         wait_until(lambda: '"request_id": "dm.1"' in log_path.read_text(), 30, "its access line")
         records = [json.loads(line) for line in log_path.read_text().splitlines()]
         assert any(r.get("namespace") == "revenge.access" for r in records)
+        # SIGUSR1 starts a new file, as it does for twistd's own log.
+        os.kill(pid, signal.SIGUSR1)
+        rotated = Path(f"{log_path}.1")
+        wait_until(rotated.exists, 30, "the rotated log file")
+        assert "http listening on" in rotated.read_text()
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: _process_gone(pid), 30, "the daemon to stop")
-    assert '"message": "stopped"' in log_path.read_text()
+    wait_until(lambda: '"message": "stopped"' in log_path.read_text(), 30, "the stop line")
 
 
 def test_a_daemon_cannot_log_to_stdout(tmp_path):
-    import subprocess
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
-    result = subprocess.run(
-        [twistd_executable(), "--pidfile=", "--logfile=-", "revenge"],
-        cwd=tmp_path,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_twistd(tmp_path, {}, twistd_options=("--pidfile=", "--logfile=-"))
     assert result.returncode != 0
     assert "a daemon cannot log to stdout" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
