@@ -220,6 +220,15 @@ async def upload(
     )
 
 
+async def _put(
+    engine: S3Engine, request: S3Request, request_id: str | None
+) -> tuple[str, datetime]:
+    """Send a PutObject; what it stored: its ETag and when (no HEAD after it)."""
+    response = await engine.send(request, request_id)
+    await engine.expect_success(request, response)
+    return unquote_etag(header(response, "etag") or ""), answer_time(response)
+
+
 async def _put_streaming(
     engine: S3Engine,
     key: str,
@@ -255,9 +264,7 @@ async def _put_streaming(
         retry=start is not None,
         fresh_connection=start is None,
     )
-    response = await engine.send(request, request_id)
-    await engine.expect_success(request, response)
-    return unquote_etag(header(response, "etag") or ""), answer_time(response)
+    return await _put(engine, request, request_id)
 
 
 async def _put_in_parts(
@@ -317,9 +324,7 @@ async def _put_buffered(
         payload_hash=UNSIGNED_PAYLOAD,
         body=make_body,
     )
-    response = await engine.send(request, request_id)
-    await engine.expect_success(request, response)
-    return unquote_etag(header(response, "etag") or ""), answer_time(response)
+    return await _put(engine, request, request_id)
 
 
 async def _upload_multipart(

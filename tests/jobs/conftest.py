@@ -1,13 +1,18 @@
-"""Fixtures of the scheduler tests: a fake clock and nodes sharing one database."""
+"""
+Fixtures of the job tests: a fake clock, nodes sharing one database, and one
+migrated-as-if ``Database`` on each backend for the jobs run by hand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
+
+from revenge.db import Database, create_database_engine
 
 from .helpers import FIRST_PERIOD, Cluster, boundary
 
@@ -31,3 +36,12 @@ async def cluster(database_url: str, clock: Clock) -> AsyncIterator[Cluster]:
             if node.scheduler.running:
                 await node.scheduler.stopService().addTimeout(10, global_reactor)
             node.database.engine.dispose()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A ``Database`` on ``database_url`` whose tables the fixture already made."""
+    db = Database(create_database_engine(database_url), global_reactor, "test-node")
+    db.schema_ready = True
+    yield db
+    db.engine.dispose()

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import pytest_twisted
 from sqlalchemy import func, insert, select
-from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
-from revenge.db import Database, activity, create_database_engine
+from revenge.db import Database, activity
 from revenge.jobs import ActivityCleanup, Fenced, take_office
 from revenge.metrics import Metrics
 
@@ -19,14 +18,6 @@ from .helpers import leader_run
 NOW = 1_700_000_000.0
 RETENTION = 90 * 86400.0
 CUTOFF = datetime.fromtimestamp(NOW - RETENTION, timezone.utc)
-
-
-@pytest.fixture
-def database(database_url):
-    db = Database(create_database_engine(database_url), global_reactor, "test-node")
-    db.schema_ready = True
-    yield db
-    db.engine.dispose()
 
 
 def clock_at(seconds: float) -> Clock:

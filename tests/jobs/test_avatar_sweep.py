@@ -13,7 +13,7 @@ from sqlalchemy import update
 from twisted.internet import reactor as global_reactor
 from twisted.internet.task import Clock
 
-from revenge.db import Database, create_database_engine, users
+from revenge.db import Database, users
 from revenge.jobs import Fenced, take_office
 from revenge.jobs._avatar_sweep import AvatarSweep
 from revenge.storage import LocalStorage
@@ -29,14 +29,6 @@ ORPHAN_OLD = "avatars/bob/00000000000000000000000000000000"
 ORPHAN_OLDER = "avatars/alice/ffffffffffffffffffffffffffffffff"
 ORPHAN_YOUNG = "avatars/carol/11111111111111111111111111111111"
 OUTSIDE_OLD = "media-cache/old-thing"
-
-
-@pytest.fixture
-def database(database_url):
-    db = Database(create_database_engine(database_url), global_reactor, "test-node")
-    db.schema_ready = True
-    yield db
-    db.engine.dispose()
 
 
 @pytest.fixture

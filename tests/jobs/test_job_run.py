@@ -11,9 +11,8 @@ import pytest
 import pytest_twisted
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
-from twisted.internet import reactor as global_reactor
 
-from revenge.db import Database, activity, create_database_engine
+from revenge.db import Database, activity
 from revenge.jobs import Fenced, take_office
 
 from .helpers import leader_run
@@ -32,14 +31,6 @@ RUN_API = {
     "write",
     "read",
 }
-
-
-@pytest.fixture
-def database(database_url):
-    db = Database(create_database_engine(database_url), global_reactor, "test-node")
-    db.schema_ready = True
-    yield db
-    db.engine.dispose()
 
 
 def add_row(connection: Connection) -> None:
